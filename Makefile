@@ -1,0 +1,140 @@
+# Hotspots: forecasting where fraud proceeds are withdrawn, per H3 cell of India.
+# Two commands on a fresh Debian machine: `make run` and `make test`. `make help` lists the rest.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+
+# Connection settings: one place. Defaults work as they are; override in .env or the environment.
+-include $(ROOT)/.env
+PGHOST ?= 127.0.0.1
+PGPORT ?= 55432
+PGUSER ?= hotspots
+PGPASSWORD ?= hotspots
+WAREHOUSE ?= hotspots
+AIRFLOW_PORT ?= 8080
+SUPERSET_PORT ?= 8088
+MLFLOW_PORT ?= 5000
+
+# `make run` defaults: 120 days at a tenth of national volume.
+START ?= 2026-01-01
+DAYS ?= 120
+SCALE ?= 0.1
+SEED ?= 7
+DIRTY_RATE ?= 0.02
+DEFAULT_LANDING := $(ROOT)/.local/landing/default/extracts
+
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+LOCAL := $(ROOT)/.local
+PIPELINE_STAMP := $(VENV)/.installed-pipeline
+SYSTEM_STAMP := $(LOCAL)/.installed-system
+SYSTEM_PACKAGES := postgresql-15 postgresql-15-postgis-3
+
+export PGHOST PGPORT PGUSER PGPASSWORD WAREHOUSE
+export PATH := $(VENV)/bin:$(PATH)
+export HOTSPOTS_ROOT := $(ROOT)
+# A keyed hash pseudonymises victim mobiles; the key comes from the environment, or a
+# per-checkout random key kept in .local (never committed).
+HOTSPOTS_PII_KEY ?= $(shell mkdir -p $(LOCAL) && ( [ -s $(LOCAL)/pii_key ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $(LOCAL)/pii_key ) && cat $(LOCAL)/pii_key)
+export HOTSPOTS_PII_KEY
+export AIRFLOW_HOME := $(LOCAL)/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(ROOT)/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__EXECUTOR := LocalExecutor
+export AIRFLOW__CORE__PARALLELISM := 4
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := postgresql+psycopg2://$(PGUSER):$(PGPASSWORD)@$(PGHOST):$(PGPORT)/airflow
+export AIRFLOW__LOGGING__BASE_LOG_FOLDER := $(LOCAL)/airflow/logs
+export AIRFLOW__API__PORT := $(AIRFLOW_PORT)
+export AIRFLOW__API__BASE_URL := http://127.0.0.1:$(AIRFLOW_PORT)
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS := admin:admin
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE := $(LOCAL)/airflow/passwords.json
+AIRFLOW__API_AUTH__JWT_SECRET ?= $(shell mkdir -p $(LOCAL) && ( [ -s $(LOCAL)/jwt_secret ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $(LOCAL)/jwt_secret ) && cat $(LOCAL)/jwt_secret)
+export AIRFLOW__API_AUTH__JWT_SECRET
+# Nothing may wait on the network.
+export DO_NOT_TRACK := true
+export SCARF_NO_ANALYTICS := true
+export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
+export DBT_SEND_ANONYMOUS_USAGE_STATS := False
+export MLFLOW_DISABLE_TELEMETRY := true
+export GX_ANALYTICS_ENABLED := False
+
+.PHONY: help deps db warehouse airflow-init run simulate ingest report test test-unit lint up down env lock clean-local
+
+help: ## list the targets
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(SYSTEM_STAMP):
+	@scripts/install-system.sh $(SYSTEM_PACKAGES)
+	@mkdir -p $(LOCAL) && touch $@
+
+$(PIPELINE_STAMP): requirements/pipeline.lock pyproject.toml
+	@scripts/install-python.sh "$(VENV)" requirements/pipeline.lock
+	@touch $@
+
+deps: $(SYSTEM_STAMP) $(PIPELINE_STAMP) ## install what is missing (Debian packages, pipeline virtualenv)
+
+db: $(SYSTEM_STAMP) ## start the local PostgreSQL + PostGIS cluster (harmless if running)
+	@scripts/pg.sh start
+	@scripts/pg.sh ensure-db airflow
+	@scripts/pg.sh ensure-db mlflow
+
+warehouse: db $(PIPELINE_STAMP) ## create the warehouse database WAREHOUSE if missing, with its schemas
+	@scripts/pg.sh ensure-db $(WAREHOUSE) postgis
+	@$(PY) -m hotspots.cli init-warehouse
+
+airflow-init: db $(PIPELINE_STAMP) ## migrate Airflow's metadata database
+	@mkdir -p $(AIRFLOW_HOME)
+	@[ -s $(AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE) ] || echo '{"admin": "admin"}' > $(AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE)
+	@[ -f $(AIRFLOW_HOME)/.migrated-3.3.2 ] || { echo "airflow: migrating metadata database"; airflow db migrate >$(AIRFLOW_HOME)/migrate.log 2>&1 || { tail -20 $(AIRFLOW_HOME)/migrate.log; exit 1; }; touch $(AIRFLOW_HOME)/.migrated-3.3.2; }
+
+simulate: $(PIPELINE_STAMP) ## simulate extracts: OUT=/abs/dir START= DAYS= SCALE= SEED= [TRUTH=/abs/dir]
+	@[ -n "$(OUT)" ] || { echo "make simulate needs OUT=/abs/dir" >&2; exit 2; }
+	@$(PY) -m hotspots.simulate --out "$(OUT)" --start $(START) --days $(DAYS) --scale $(SCALE) --seed $(SEED) \
+		--dirty-rate $(DIRTY_RATE) $(if $(TRUTH),--truth "$(TRUTH)")
+
+ingest: warehouse airflow-init ## run the ingest DAG on LANDING (default: the simulated history)
+	@scripts/run-dag.sh ingest_extracts '{"landing": "$(or $(LANDING),$(DEFAULT_LANDING))", "warehouse": "$(WAREHOUSE)"}'
+
+run: deps warehouse airflow-init ## the whole pipeline: simulate (unless LANDING=/abs/dir), ingest, report
+ifeq ($(strip $(LANDING)),)
+	@if [ -f $(DEFAULT_LANDING)/.complete-$(START)-$(DAYS)-$(SCALE)-$(SEED) ]; then \
+		echo "simulate: reusing $(DEFAULT_LANDING)"; \
+	else \
+		rm -rf $(dir $(DEFAULT_LANDING)) && \
+		$(PY) -m hotspots.simulate --out $(DEFAULT_LANDING) --start $(START) --days $(DAYS) --scale $(SCALE) \
+			--seed $(SEED) --dirty-rate $(DIRTY_RATE) && touch $(DEFAULT_LANDING)/.complete-$(START)-$(DAYS)-$(SCALE)-$(SEED); \
+	fi
+endif
+	@scripts/run-dag.sh ingest_extracts '{"landing": "$(or $(LANDING),$(DEFAULT_LANDING))", "warehouse": "$(WAREHOUSE)"}'
+	@$(PY) -m hotspots.cli report --landing "$(or $(LANDING),$(DEFAULT_LANDING))"
+
+report: warehouse ## print what the warehouse holds: loaded, quarantined, rejected, by extract
+	@$(PY) -m hotspots.cli report
+
+test: deps db airflow-init ## install what is missing and run the whole test suite
+	@$(PY) -m pytest -q -p no:cacheprovider tests
+
+test-unit: $(PIPELINE_STAMP) ## fast tests only (no database)
+	@$(PY) -m pytest -q -p no:cacheprovider -m "not integration" tests
+
+lint: $(PIPELINE_STAMP) ## ruff (with Airflow rules)
+	@$(VENV)/bin/ruff check ml dags tests
+
+up: db airflow-init ## start local services: PostgreSQL, Airflow UI on 127.0.0.1:AIRFLOW_PORT
+	@scripts/services.sh start
+
+down: ## stop local services
+	@scripts/services.sh stop
+	@scripts/pg.sh stop
+
+env: ## print libpq variables for the warehouse: eval "$$(make -s env)"; psql
+	@echo "export PGHOST=$(PGHOST) PGPORT=$(PGPORT) PGDATABASE=$(WAREHOUSE) PGUSER=$(PGUSER) PGPASSWORD=$(PGPASSWORD)"
+
+lock: ## re-resolve requirements/pipeline.in into requirements/pipeline.lock
+	@rm -rf $(LOCAL)/lockenv && python3 -m venv $(LOCAL)/lockenv && $(LOCAL)/lockenv/bin/pip install -q -r requirements/pipeline.in
+	@{ echo "# pip freeze of the pipeline environment resolved from pipeline.in (Python 3.11). Regenerate: make lock"; \
+	   $(LOCAL)/lockenv/bin/pip freeze; } > requirements/pipeline.lock && rm -rf $(LOCAL)/lockenv
+
+clean-local: down ## delete the local cluster, Airflow home and simulated data (.local)
+	rm -rf $(LOCAL)

@@ -1,0 +1,1 @@
+"""Hotspot forecasting of fraud-proceeds cash withdrawals in India."""

@@ -1,0 +1,109 @@
+"""Command line of the project: `python -m hotspots.cli COMMAND` (the Makefile calls these)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from hotspots import db, settings
+
+
+def init_warehouse(warehouse: str | None = None) -> None:
+    from hotspots.ingest import load
+
+    conn = db.connect(warehouse)
+    try:
+        load.ensure_schema(conn)
+        n = load.load_gazetteer(conn)
+    finally:
+        conn.close()
+    name = settings.pg(warehouse).warehouse
+    print(f"warehouse: {name} ready" + (f" (gazetteer: {n} PIN codes loaded)" if n else ""))
+
+
+def ingest(landing: Path, warehouse: str | None = None) -> int:
+    """Loads every complete extract in the landing folder, in date order, without Airflow."""
+    from hotspots.ingest import load
+
+    complete, pending = load.discover(landing)
+    failed = 0
+    for i, d in enumerate(complete, 1):
+        r = load.load_extract(landing, d, warehouse)
+        failed += r.status == "rejected"
+        print(f"progress: {i}/{len(complete)} {d} {r.status} read={r.rows_read} loaded={r.rows_loaded} "
+              f"quarantined={r.rows_quarantined} {r.seconds:.1f}s" + (f" ({r.reason})" if r.reason else ""))
+    for d in pending:
+        print(f"progress: {d} waiting (no _MANIFEST.json yet)")
+    return failed
+
+
+def report(landing: str | None = None, warehouse: str | None = None) -> None:
+    """What the warehouse holds: rows per table, quarantine by reason, rejected deliveries."""
+    conn = db.connect(warehouse)
+    name = settings.pg(warehouse).warehouse
+    with conn, conn.cursor() as cur:
+        cur.execute("select to_regclass('ingest.extract_ledger') is not null")
+        if not cur.fetchone()[0]:
+            print(f"report: warehouse {name} has no ingest tables yet")
+            return
+        print(f"\n== warehouse {name}" + (f" (landing {landing})" if landing else ""))
+        cur.execute("""select count(distinct extract_date) filter (where status = 'loaded'),
+                              count(*) filter (where status = 'rejected'),
+                              coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0),
+                              coalesce(sum(rows_quarantined), 0), coalesce(sum(rows_repaired), 0)
+                       from ingest.extract_ledger""")
+        dates, rejected, read, loaded, quarantined, repaired = cur.fetchone()
+        print(f"extracts: {dates} dates loaded, {rejected} deliveries rejected; rows read {read}, loaded {loaded} "
+              f"({repaired} after a repair), quarantined {quarantined}")
+        for table in ("raw.complaints", "raw.complaint_versions", "raw.transactions", "raw.withdrawals",
+                      "ingest.unlinked_transactions", "ingest.unlinked_withdrawals"):
+            cur.execute(f"select count(*) from {table}")
+            print(f"  {table:32s} {cur.fetchone()[0]:>10}")
+        cur.execute("select reason, entity, count(*) from ingest.quarantine group by 1, 2 order by 3 desc")
+        rows = cur.fetchall()
+        if rows:
+            print("quarantine (ingest.quarantine) by reason:")
+            for reason, entity, n in rows:
+                print(f"  {reason:28s} {entity:14s} {n:>8}")
+        cur.execute("""select f, count(*) from (select unnest(dq_flags) f from raw.complaints union all
+                       select unnest(dq_flags) from raw.transactions union all
+                       select unnest(dq_flags) from raw.withdrawals) s group by 1 order by 2 desc""")
+        rows = cur.fetchall()
+        if rows:
+            print("repairs (dq_flags of loaded rows):")
+            for flag, n in rows:
+                print(f"  {flag:28s} {n:>8}")
+        cur.execute("""select extract_date, reason from ingest.extract_ledger where status = 'rejected'
+                       order by extract_date, delivery_id""")
+        for d, reason in cur.fetchall():
+            print(f"rejected: {d} {reason}")
+    conn.close()
+    s = settings.pg(warehouse)
+    print(f"\nwhere to look: eval \"$(make -s env WAREHOUSE={name})\"; psql   "
+          f"(schemas raw, ingest, ref on {s.host}:{s.port}); Airflow logs in .local/airflow/logs; "
+          f"`make up` for the Airflow UI")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="hotspots")
+    p.add_argument("--warehouse", default=None, help="warehouse database (default: $WAREHOUSE or hotspots)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("init-warehouse", help="create schemas and load the gazetteer")
+    pi = sub.add_parser("ingest", help="load a landing folder without Airflow")
+    pi.add_argument("--landing", required=True, type=Path)
+    pr = sub.add_parser("report", help="print what the warehouse holds")
+    pr.add_argument("--landing", default=None)
+    a = p.parse_args(argv)
+    if a.cmd == "init-warehouse":
+        init_warehouse(a.warehouse)
+    elif a.cmd == "ingest":
+        init_warehouse(a.warehouse)
+        return 1 if ingest(a.landing, a.warehouse) else 0
+    elif a.cmd == "report":
+        report(a.landing, a.warehouse)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""Loads extract deliveries into the warehouse: one extract date, one transaction.
+
+- A delivery is complete once its `_MANIFEST.json` exists.
+- Checksums and row counts are verified first; a delivery that disagrees with
+  its manifest is rejected whole and recorded in the ledger, nothing loaded.
+- A delivery whose fingerprint (manifest + real checksums) is already the
+  latest in the ledger for its date is skipped: re-running is a no-op.
+- Good rows are upserted by key with COPY into a temporary table; quarantined
+  rows go to ingest.quarantine with their reason; the ledger counts both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import re
+import time as _time
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from hotspots import contract, db, settings
+from hotspots.ingest import reader, validate
+
+log = logging.getLogger(__name__)
+SCHEMA_SQL = Path(__file__).with_name("schema.sql")
+DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class RejectedDelivery(Exception):
+    pass
+
+
+@dataclass
+class FileResult:
+    file_name: str
+    entity: str
+    sha256: str
+    rows_manifest: int | None
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    rows_repaired: int = 0
+    seconds: float = 0.0
+    reasons: dict = field(default_factory=dict)
+
+
+@dataclass
+class DeliveryResult:
+    extract_date: str
+    status: str            # loaded | rejected | unchanged
+    reason: str | None = None
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    rows_repaired: int = 0
+    seconds: float = 0.0
+    files: list[FileResult] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------- discovery
+
+
+def discover(landing: Path) -> tuple[list[str], list[str]]:
+    """(complete extract dates, dates still being written), sorted."""
+    landing = Path(landing)
+    if not landing.is_dir():
+        raise FileNotFoundError(f"landing folder {landing} does not exist")
+    complete, pending = [], []
+    for d in sorted(p for p in landing.iterdir() if p.is_dir() and DATE_DIR.match(p.name)):
+        (complete if (d / contract.MANIFEST).exists() else pending).append(d.name)
+    return complete, pending
+
+
+def ensure_schema(conn) -> None:
+    with conn.cursor() as cur:
+        cur.execute("select pg_advisory_xact_lock(hashtext('hotspots.ensure_schema'))")
+        cur.execute(SCHEMA_SQL.read_text())
+    conn.commit()
+
+
+def load_gazetteer(conn) -> int:
+    """Fills ref.pincodes and ref.post_offices once, from the packaged directory."""
+    from hotspots.geo import gazetteer
+
+    with conn.cursor() as cur:
+        cur.execute("select pg_advisory_xact_lock(hashtext('hotspots.gazetteer'))")
+        cur.execute("select count(*) from ref.pincodes")
+        if cur.fetchone()[0]:
+            conn.commit()
+            return 0
+        pins = gazetteer.pin_directory()
+        _copy(cur, "ref.pincodes", pins, list(pins.columns))
+        offices = gazetteer.post_offices()
+        cols = ["pincode", "office_name", "office_type", "district", "state", "lat", "lon"]
+        _copy(cur, "ref.post_offices", offices[cols], cols)
+    conn.commit()
+    return len(pins)
+
+
+# ---------------------------------------------------------------- manifest
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_manifest(folder: Path) -> tuple[dict, dict[str, str], str]:
+    """(manifest, real sha256 per listed file, delivery fingerprint). Raises RejectedDelivery."""
+    path = folder / contract.MANIFEST
+    raw = path.read_bytes()
+    try:
+        man = json.loads(raw)
+    except ValueError as exc:
+        raise RejectedDelivery(f"_MANIFEST.json is not JSON ({exc})") from exc
+    if not isinstance(man, dict) or not isinstance(man.get("files"), dict):
+        raise RejectedDelivery("_MANIFEST.json lacks a files object")
+    real = {}
+    for name in man["files"]:
+        p = folder / name
+        real[name] = _sha256(p) if p.is_file() else "missing"
+    fp = hashlib.sha256(raw + json.dumps(sorted(real.items())).encode()).hexdigest()
+    return man, real, fp
+
+
+def verify_manifest(folder: Path, man: dict, real: dict[str, str]) -> dict[str, str]:
+    """Checks the manifest against the contract and the files; returns entity -> file name."""
+    if man.get("contract") != contract.CONTRACT:
+        raise RejectedDelivery(f"manifest contract is {man.get('contract')!r}, not {contract.CONTRACT!r}")
+    if man.get("extract_date") != folder.name:
+        raise RejectedDelivery(f"manifest extract_date {man.get('extract_date')!r} is not the folder's {folder.name}")
+    files = {}
+    for entity in contract.ENTITIES:
+        names = [n for n in man["files"] if n in contract.file_candidates(entity)]
+        if len(names) != 1:
+            raise RejectedDelivery(f"manifest lists {len(names)} files for {entity}, needs exactly one")
+        name = names[0]
+        spec = man["files"][name]
+        if real[name] == "missing":
+            raise RejectedDelivery(f"{name} is listed in the manifest but missing")
+        if not isinstance(spec, dict) or real[name] != str(spec.get("sha256", "")).lower():
+            raise RejectedDelivery(f"{name}: sha256 {real[name][:12]}… differs from the manifest's")
+        if not isinstance(spec.get("rows"), int) or spec["rows"] < 0:
+            raise RejectedDelivery(f"{name}: manifest row count {spec.get('rows')!r} is not a count")
+        files[entity] = name
+    return files
+
+
+# ---------------------------------------------------------------- COPY and upsert
+
+
+def _copy_value(v) -> str:
+    if v is None or (isinstance(v, float) and v != v) or v is pd.NaT:
+        return r"\N"
+    if isinstance(v, pd.Timestamp | datetime):
+        return v.isoformat()
+    if isinstance(v, list | tuple):
+        inner = ",".join('"' + str(x).replace("\\", "\\\\").replace('"', '\\"') + '"' for x in v)
+        return _copy_value("{" + inner + "}")
+    s = str(v)
+    return s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _copy(cur, table: str, df: pd.DataFrame, columns: list[str]) -> None:
+    buf = io.StringIO()
+    for row in df[columns].itertuples(index=False, name=None):
+        buf.write("\t".join(_copy_value(v) for v in row))
+        buf.write("\n")
+    buf.seek(0)
+    cur.copy_expert(f"copy {table} ({', '.join(columns)}) from stdin", buf)
+
+
+RAW_COLUMNS = {
+    "complaints": ["ack_no", "reported_at", "incident_at", "category", "amount_lost_inr", "victim_pincode",
+                   "victim_state", "victim_district", "victim_lat", "victim_lon", "victim_mobile_hash", "status",
+                   "updated_at", "dq_flags", "extract_date", "source_file", "source_line"],
+    "transactions": ["txn_id", "ack_no", "layer", "from_account", "to_account", "to_ifsc", "amount_inr",
+                     "txn_at", "status", "dq_flags", "extract_date", "source_file", "source_line"],
+    "withdrawals": ["withdrawal_id", "account", "ack_no", "channel", "terminal_id", "lat", "lon", "pincode",
+                    "amount_inr", "withdrawn_at", "dq_flags", "extract_date", "source_file", "source_line"],
+}
+
+# Which incoming version wins over the stored one. Complaints: newest updated_at,
+# a tie goes to the later (or same, re-sent) extract. Others: the later extract.
+_WINS = {
+    "complaints": "(excluded.updated_at, excluded.extract_date) >= (t.updated_at, t.extract_date)",
+    "transactions": "excluded.extract_date >= t.extract_date",
+    "withdrawals": "excluded.extract_date >= t.extract_date",
+}
+
+
+def _upsert(cur, entity: str, rows: pd.DataFrame, extract_date: date, file_name: str) -> None:
+    cols = RAW_COLUMNS[entity]
+    rows = rows.assign(extract_date=extract_date.isoformat(), source_file=file_name, source_line=rows["_line"])
+    cur.execute(f"create temp table incoming (like raw.{entity}) on commit drop")
+    _copy(cur, "incoming", rows, cols)
+    key = ", ".join(contract.TABLE_KEYS[entity])
+    updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in contract.TABLE_KEYS[entity])
+    changed = " or ".join(f"t.{c} is distinct from excluded.{c}" for c in cols
+                          if c not in contract.TABLE_KEYS[entity])
+    order = "updated_at desc, source_line desc" if entity == "complaints" else "source_line desc"
+    cur.execute(f"""
+        insert into raw.{entity} as t ({', '.join(cols)})
+        select distinct on ({key}) {', '.join(cols)} from incoming order by {key}, {order}
+        on conflict ({key}) do update set {updates}
+        where {_WINS[entity]} and ({changed})
+    """)
+    if entity == "complaints":
+        vcols = ", ".join(cols)
+        cur.execute(f"""
+            insert into raw.complaint_versions as t ({vcols}) select {vcols} from incoming
+            on conflict (ack_no, updated_at) do update set
+              {', '.join(f'{c} = excluded.{c}' for c in cols if c not in ('ack_no', 'updated_at'))}
+            where excluded.extract_date >= t.extract_date
+        """)
+    cur.execute("drop table incoming")
+
+
+# ---------------------------------------------------------------- one delivery
+
+
+def latest_delivery(cur, extract_date: str) -> tuple[str, str, str | None] | None:
+    """(fingerprint, status, reason) of the latest delivery of this date in the ledger."""
+    cur.execute("""select fingerprint, status, reason from ingest.extract_ledger where extract_date = %s
+                   order by delivery_id desc limit 1""", (extract_date,))
+    return cur.fetchone()
+
+
+def load_extract(landing: Path, extract_date: str, warehouse: str | None = None,
+                 cfg: settings.IngestConfig | None = None) -> DeliveryResult:
+    """Loads one extract date; a no-op when this exact delivery is already in the ledger."""
+    cfg = cfg or settings.ingest_config()
+    key = settings.pii_key()
+    folder = Path(landing) / extract_date
+    started = datetime.now(timezone.utc)
+    t0 = _time.perf_counter()
+    conn = db.connect(warehouse)
+    try:
+        ensure_schema(conn)
+        with conn.cursor() as cur:
+            # One loader per extract date at a time; others wait rather than interleave.
+            cur.execute("select pg_advisory_xact_lock(hashtext('hotspots.load:' || %s))", (extract_date,))
+            try:
+                man, real, fp = read_manifest(folder)
+            except RejectedDelivery as exc:
+                fp = hashlib.sha256((folder / contract.MANIFEST).read_bytes()).hexdigest()
+                return _reject(conn, cur, landing, extract_date, fp, str(exc), started, t0)
+            latest = latest_delivery(cur, extract_date)
+            if latest and latest[0] == fp:
+                conn.rollback()
+                status = "unchanged" if latest[1] == "loaded" else "rejected"
+                return DeliveryResult(extract_date, status, reason=latest[2], seconds=_time.perf_counter() - t0)
+            try:
+                files = verify_manifest(folder, man, real)
+                checked = {}
+                for entity, name in files.items():
+                    f0 = _time.perf_counter()
+                    raw = reader.read_file(entity, folder / name, cfg.csv_field_size_limit)
+                    if raw.rows_read != man["files"][name]["rows"]:
+                        raise RejectedDelivery(f"{name}: {raw.rows_read} data rows, the manifest says "
+                                               f"{man['files'][name]['rows']}")
+                    checked[entity] = (name, raw, validate.check_file(raw, date.fromisoformat(extract_date), cfg, key),
+                                       _time.perf_counter() - f0)
+            except (RejectedDelivery, reader.ContractViolation) as exc:
+                return _reject(conn, cur, landing, extract_date, fp, str(exc), started, t0)
+
+            result = DeliveryResult(extract_date, "loaded")
+            cur.execute("""insert into ingest.extract_ledger (extract_date, landing, fingerprint, status,
+                           started_at, finished_at, seconds) values (%s, %s, %s, 'loaded', %s, %s, 0)
+                           returning delivery_id""", (extract_date, str(landing), fp, started, started))
+            delivery_id = cur.fetchone()[0]
+            cur.execute("delete from ingest.quarantine where extract_date = %s", (extract_date,))
+            for entity, (name, raw, chk, secs) in checked.items():
+                f0 = _time.perf_counter()
+                _upsert(cur, entity, chk.rows, date.fromisoformat(extract_date), name)
+                q = pd.DataFrame([{"delivery_id": delivery_id, "extract_date": extract_date, "entity": entity,
+                                   "file_name": name, "line_no": r.line_no, "reason": r.reason,
+                                   "details": json.dumps(r.details, default=str), "raw_text": r.raw_text}
+                                  for r in chk.quarantine],
+                                 columns=["delivery_id", "extract_date", "entity", "file_name", "line_no", "reason",
+                                          "details", "raw_text"])
+                if len(q):
+                    _copy(cur, "ingest.quarantine", q, list(q.columns))
+                fr = FileResult(name, entity, real[name], man["files"][name]["rows"], raw.rows_read, len(chk.rows),
+                                len(chk.quarantine), chk.repaired, secs + _time.perf_counter() - f0,
+                                q["reason"].value_counts().to_dict() if len(q) else {})
+                if fr.rows_loaded + fr.rows_quarantined != fr.rows_read:
+                    raise AssertionError(f"{name}: {fr.rows_read} read but {fr.rows_loaded} loaded + "
+                                         f"{fr.rows_quarantined} quarantined")
+                cur.execute("""insert into ingest.file_ledger values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                            (delivery_id, name, entity, fr.sha256, fr.rows_manifest, fr.rows_read, fr.rows_loaded,
+                             fr.rows_quarantined, fr.rows_repaired, fr.seconds))
+                result.files.append(fr)
+            for attr in ("rows_read", "rows_loaded", "rows_quarantined", "rows_repaired"):
+                setattr(result, attr, sum(getattr(f, attr) for f in result.files))
+            result.seconds = _time.perf_counter() - t0
+            cur.execute("""update ingest.extract_ledger set rows_read = %s, rows_loaded = %s, rows_quarantined = %s,
+                           rows_repaired = %s, finished_at = %s, seconds = %s where delivery_id = %s""",
+                        (result.rows_read, result.rows_loaded, result.rows_quarantined, result.rows_repaired,
+                         datetime.now(timezone.utc), result.seconds, delivery_id))
+        conn.commit()
+        return result
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        conn.close()
+
+
+def _reject(conn, cur, landing, extract_date, fp, reason, started, t0) -> DeliveryResult:
+    conn.rollback()
+    with conn.cursor() as cur2:
+        latest = latest_delivery(cur2, extract_date)
+        if not latest or latest[0] != fp:
+            secs = _time.perf_counter() - t0
+            cur2.execute("""insert into ingest.extract_ledger (extract_date, landing, fingerprint, status, reason,
+                            started_at, finished_at, seconds) values (%s, %s, %s, 'rejected', %s, %s, %s, %s)""",
+                         (extract_date, str(landing), fp, reason, started, datetime.now(timezone.utc), secs))
+    conn.commit()
+    log.warning("extract %s rejected: %s", extract_date, reason)
+    return DeliveryResult(extract_date, "rejected", reason=reason, seconds=_time.perf_counter() - t0)

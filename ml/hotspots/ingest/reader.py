@@ -1,0 +1,126 @@
+"""Reads one extract file into records, keeping the physical line of each.
+
+The CSV dialect is the contract's (comma, double-quote quoting, header row).
+Rows that cannot be records of the file (wrong number of fields, bytes that
+are not UTF-8) are returned as rejects with their raw text, never dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hotspots import contract
+
+
+@dataclass
+class Reject:
+    line_no: int
+    reason: str
+    raw_text: str
+    details: dict = field(default_factory=dict)
+
+
+@dataclass
+class RawFile:
+    entity: str
+    file_name: str
+    header: list[str]
+    lines: list[int]            # physical start line of each good-width record
+    records: list[list[str]]    # fields in contract column order
+    raw: list[str]              # raw text of each record
+    rejects: list[Reject]
+    rows_read: int              # data records, header excluded (what the manifest counts)
+    extra_columns: list[str]
+
+
+class ContractViolation(Exception):
+    """The file cannot be read as the contract's file at all (a whole-delivery problem)."""
+
+
+def read_bytes(path: Path) -> bytes:
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise ContractViolation(f"{path.name}: not a readable gzip file ({exc})") from exc
+    return data
+
+
+def _has_surrogates(fields: list[str]) -> bool:
+    try:
+        "\x1f".join(fields).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _printable(text: str) -> str:
+    """Raw text safe to store: undecodable bytes shown as \\xNN escapes."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").rstrip("\r\n")
+
+
+def read_file(entity: str, path: Path, field_size_limit: int = 65536) -> RawFile:
+    data = read_bytes(path)
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]  # a UTF-8 byte-order mark is legal UTF-8, not a header character
+    text = data.decode("utf-8", errors="surrogateescape")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    pos = 0
+
+    def feed():
+        nonlocal pos
+        while pos < len(lines):
+            pos += 1
+            yield lines[pos - 1] + "\n"
+
+    csv.field_size_limit(field_size_limit)
+    reader = csv.reader(feed(), dialect="excel", strict=False)
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration as exc:
+        raise ContractViolation(f"{path.name}: empty file, no header row") from exc
+    except csv.Error as exc:
+        raise ContractViolation(f"{path.name}: unreadable header ({exc})") from exc
+    if _has_surrogates(header):
+        raise ContractViolation(f"{path.name}: header is not UTF-8")
+    wanted = contract.COLUMNS[entity]
+    missing = [c for c in wanted if c not in header]
+    if missing:
+        raise ContractViolation(f"{path.name}: header lacks required columns {missing}")
+    if len(set(header)) != len(header):
+        raise ContractViolation(f"{path.name}: header repeats a column name")
+    index = [header.index(c) for c in wanted]
+    width = len(header)
+
+    out = RawFile(entity, path.name, header, [], [], [], [], 0, [h for h in header if h not in wanted])
+    while True:
+        start = pos + 1
+        try:
+            rec = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            out.rows_read += 1
+            raw = "\n".join(lines[start - 1:pos])
+            out.rejects.append(Reject(start, contract.Q_MALFORMED_ROW, _printable(raw), {"error": str(exc)}))
+            continue
+        out.rows_read += 1
+        raw = "\n".join(lines[start - 1:pos])
+        if len(rec) != width:
+            out.rejects.append(Reject(start, contract.Q_MALFORMED_ROW, _printable(raw),
+                                      {"fields": len(rec), "expected": width}))
+            continue
+        if _has_surrogates(rec):
+            bad = [header[i] for i, v in enumerate(rec) if _has_surrogates([v])]
+            out.rejects.append(Reject(start, contract.Q_INVALID_ENCODING, _printable(raw), {"columns": bad}))
+            continue
+        out.lines.append(start)
+        out.records.append([rec[i] for i in index])
+        out.raw.append(raw.rstrip("\r"))
+    return out

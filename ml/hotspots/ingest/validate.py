@@ -1,0 +1,369 @@
+"""Types, repairs and checks the records of one extract file.
+
+Order of work, each step documented in docs/ingest.md:
+1. typing: numbers and timestamps are parsed; a value that does not parse
+   quarantines its row (unparseable_number / unparseable_timestamp);
+2. repairs that need the gazetteer or the PII key (codes in the wrong case,
+   swapped or zero or foreign coordinates, PIN codes, mobiles);
+3. the Great Expectations suite of the file (expectations/extracts_v1_*.json):
+   every failing row gets the `meta.reason` of the first expectation it fails;
+   expectations with `meta.action: repair` repair instead of quarantining;
+4. duplicate keys inside the file: the first copy is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import warnings
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from hotspots import contract, settings
+from hotspots.ingest.reader import RawFile, Reject
+
+log = logging.getLogger(__name__)
+IST = timezone(timedelta(hours=5, minutes=30))
+
+NUMBERS = {
+    "complaints": ("amount_lost_inr", "victim_lat", "victim_lon"),
+    "transactions": ("layer", "amount_inr"),
+    "withdrawals": ("lat", "lon", "amount_inr"),
+}
+TIMESTAMPS = {
+    "complaints": ("reported_at", "incident_at", "updated_at"),
+    "transactions": ("txn_at",),
+    "withdrawals": ("withdrawn_at",),
+}
+CODES = {
+    "complaints": {"category": contract.CATEGORIES, "status": contract.COMPLAINT_STATUSES},
+    "transactions": {"status": contract.TXN_STATUSES, "to_ifsc": None},
+    "withdrawals": {"channel": contract.CHANNELS},
+}
+COORDS = {"complaints": ("victim_lat", "victim_lon"), "withdrawals": ("lat", "lon")}
+_OFFSET = re.compile(r"(?:Z|z|[+-]\d{2}(?::?\d{2})?)$")
+_MOBILE_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(?:\+?91[-\s]?|0)?([6-9][0-9]{9})(?![0-9])")
+
+
+@dataclass
+class Checked:
+    """Outcome of one file: rows to load (typed) and rows to quarantine."""
+
+    rows: pd.DataFrame
+    quarantine: list[Reject]
+    repaired: int = 0
+    checks: dict = field(default_factory=dict)  # per expectation: failing row count
+
+
+# ---------------------------------------------------------------- PII
+
+
+def mobile_hash(mobile10: str, key: bytes) -> str:
+    return hmac.new(key, mobile10.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def normalise_mobile(value: str | None) -> str | None:
+    """The 10-digit mobile number in a typed value, or None when it is not one."""
+    if value is None:
+        return None
+    digits = re.sub(r"\D", "", value)
+    if len(digits) == 12 and digits.startswith("91"):
+        digits = digits[2:]
+    elif len(digits) == 11 and digits.startswith("0"):
+        digits = digits[1:]
+    return digits if re.fullmatch(r"[6-9][0-9]{9}", digits) else None
+
+
+def scrub_mobiles(text: str, key: bytes) -> str:
+    """Raw text with every mobile-looking number replaced by its keyed hash."""
+    return _MOBILE_IN_TEXT.sub(lambda m: f"<mobile:{mobile_hash(m.group(1), key)[:12]}>", text)
+
+
+# ---------------------------------------------------------------- typing
+
+
+def parse_timestamps(raw: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(UTC timestamps, unparseable mask, no-offset mask). No offset is read as IST."""
+    s = raw.astype("string").str.strip()
+    present = s.notna()
+    has_offset = s.str.contains(_OFFSET, na=False)
+    parsed = pd.to_datetime(s.where(has_offset), format="ISO8601", utc=True, errors="coerce")
+    naive = present & ~has_offset
+    if naive.any():
+        local = pd.to_datetime(s.where(naive), format="ISO8601", errors="coerce")
+        local = local.dt.tz_localize(IST) if local.dt.tz is None else local
+        parsed = parsed.where(~naive, local.dt.tz_convert("UTC"))
+    # Years outside a sane window are typos, not fraud from 1970 or 2099.
+    sane = parsed.dt.year.between(2000, 2100)
+    bad = present & (parsed.isna() | ~sane.fillna(False))
+    return parsed.where(~bad), bad, naive & ~bad
+
+
+def parse_numbers(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
+    s = raw.astype("string").str.strip()
+    num = pd.to_numeric(s, errors="coerce")
+    bad = s.notna() & (num.isna() | ~np.isfinite(num.astype(float)))
+    return num.astype(float).where(~bad), bad
+
+
+# ---------------------------------------------------------------- gazetteer look-ups
+
+
+@lru_cache(maxsize=1)
+def _pin_districts() -> dict[str, frozenset[str]]:
+    from hotspots.geo import gazetteer
+
+    df = gazetteer._all_offices()
+    df = df[df["district"] != ""]
+    return {p: frozenset(g) for p, g in df.groupby("pincode")["district"]}
+
+
+@lru_cache(maxsize=1)
+def _pin_states() -> dict[str, str]:
+    from hotspots.geo import gazetteer
+
+    d = gazetteer.pin_directory()
+    return dict(zip(d["pincode"], d["state"]))
+
+
+def _repair_coords(df: pd.DataFrame, lat_c: str, lon_c: str, flags: list[list[str]]) -> None:
+    from hotspots.geo import gazetteer
+
+    lat, lon = df[lat_c].to_numpy(dtype=float), df[lon_c].to_numpy(dtype=float)
+    one_missing = np.isfinite(lat) ^ np.isfinite(lon)
+    both = np.isfinite(lat) & np.isfinite(lon)
+    zero = both & (np.abs(lat) < 1e-9) & (np.abs(lon) < 1e-9)
+    inside = gazetteer.in_india(lat, lon)
+    swapped = both & ~zero & ~inside & gazetteer.in_india(lon, lat)
+    outside = (both & ~zero & ~inside & ~swapped) | one_missing
+    for i in np.flatnonzero(zero):
+        flags[i].append(contract.R_COORDS_ZERO)
+    for i in np.flatnonzero(swapped):
+        flags[i].append(contract.R_COORDS_SWAPPED)
+    for i in np.flatnonzero(outside):
+        flags[i].append(contract.R_COORDS_OUTSIDE_INDIA)
+    new_lat = np.where(swapped, lon, np.where(zero | outside, np.nan, lat))
+    new_lon = np.where(swapped, lat, np.where(zero | outside, np.nan, lon))
+    df[lat_c], df[lon_c] = new_lat, new_lon
+
+
+def _repair_codes(df: pd.DataFrame, entity: str, flags: list[list[str]]) -> None:
+    for col, codes in CODES[entity].items():
+        s = df[col]
+        upper = s.str.upper()
+        changed = s.notna() & (upper != s)
+        if codes is not None:
+            changed &= upper.isin(codes)
+        for i in np.flatnonzero(changed.to_numpy()):
+            flags[i].append(contract.R_CODE_CASE)
+        df[col] = s.where(~changed, upper)
+
+
+def _repair_victim_pin(df: pd.DataFrame, flags: list[list[str]]) -> None:
+    from hotspots.geo.gazetteer import district_matches, name_key
+
+    districts, states = _pin_districts(), _pin_states()
+    for i, (pin, st, dist) in enumerate(zip(df["victim_pincode"], df["victim_state"], df["victim_district"])):
+        if pin is None or pd.isna(pin):
+            continue
+        if pin not in states:
+            flags[i].append(contract.R_UNKNOWN_PINCODE)
+            continue
+        state_ok = not st or pd.isna(st) or name_key(st) == name_key(states[pin])
+        dist_ok = not dist or pd.isna(dist) or any(district_matches(dist, d) for d in districts.get(pin, ()))
+        if not (state_ok and dist_ok):
+            flags[i].append(contract.R_PINCODE_REGION_MISMATCH)
+
+
+def _repair_terminal_pin(df: pd.DataFrame, flags: list[list[str]]) -> None:
+    states = _pin_states()
+    for i, pin in enumerate(df["pincode"]):
+        if pin is not None and not pd.isna(pin) and pin not in states:
+            flags[i].append(contract.R_UNKNOWN_PINCODE)
+
+
+def _repair_mobiles(df: pd.DataFrame, flags: list[list[str]], key: bytes) -> None:
+    hashes = []
+    for i, v in enumerate(df["victim_mobile"]):
+        if v is None or pd.isna(v):
+            hashes.append(None)
+            continue
+        m = normalise_mobile(v)
+        if m is None:
+            flags[i].append(contract.R_MOBILE_INVALID)
+            hashes.append(None)
+        else:
+            hashes.append(mobile_hash(m, key))
+    df["victim_mobile_hash"] = pd.Series(hashes, index=df.index, dtype="object")
+    df.drop(columns=["victim_mobile"], inplace=True)
+
+
+# ---------------------------------------------------------------- Great Expectations
+
+
+@lru_cache(maxsize=None)
+def load_suite_json(entity: str) -> dict:
+    return json.loads((settings.EXPECTATIONS_DIR / f"extracts_v1_{entity}.json").read_text())
+
+
+def run_suite(entity: str, frame: pd.DataFrame, parameters: dict) -> list[tuple[dict, list[int]]]:
+    """Validates the frame with the entity's suite; per expectation, its meta and failing _line values."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import great_expectations as gx
+        from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+        doc = load_suite_json(entity)
+        context = _gx_context()
+        suite = gx.ExpectationSuite(
+            name=doc["name"],
+            expectations=[
+                ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e.get("meta", {})).to_domain_obj()
+                for e in doc["expectations"]
+            ],
+        )
+        asset_name = f"{entity}_{id(frame)}"
+        asset = context.data_sources.get("extracts").add_dataframe_asset(asset_name)
+        try:
+            batch = asset.add_batch_definition_whole_dataframe("file").get_batch(batch_parameters={"dataframe": frame})
+            result = batch.validate(
+                suite,
+                result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["_line"]},
+                expectation_parameters=parameters,
+            )
+        finally:
+            context.data_sources.get("extracts").delete_asset(asset_name)
+    out = []
+    for r in result.results:
+        if r.exception_info and r.exception_info.get("raised_exception"):
+            raise RuntimeError(f"expectation {r.expectation_config.type} failed to run: "
+                               f"{r.exception_info.get('exception_message')}")
+        lines = [int(x["_line"]) for x in (r.result.get("unexpected_index_list") or [])]
+        out.append((dict(r.expectation_config.meta or {}) | {"type": r.expectation_config.type,
+                                                             "kwargs": _columns_of(r.expectation_config.kwargs)},
+                    lines))
+    return out
+
+
+def _columns_of(kwargs: dict) -> list[str]:
+    return [v for k, v in kwargs.items() if k in ("column", "column_A", "column_B")]
+
+
+@lru_cache(maxsize=1)
+def _gx_context():
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    try:
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    except Exception:  # noqa: BLE001 - progress bars are cosmetic
+        pass
+    context.data_sources.add_pandas("extracts")
+    return context
+
+
+# ---------------------------------------------------------------- the file
+
+
+def extract_end(extract_date: date) -> datetime:
+    """End of the extract's IST business day, as an aware UTC datetime."""
+    return datetime.combine(extract_date + timedelta(days=1), time(0), IST).astimezone(timezone.utc)
+
+
+def check_file(raw: RawFile, extract_date: date, cfg: settings.IngestConfig, key: bytes) -> Checked:
+    entity = raw.entity
+    cols = contract.COLUMNS[entity]
+    quarantine: list[Reject] = []
+    scrub = entity == "complaints"
+    for r in raw.rejects:
+        quarantine.append(Reject(r.line_no, r.reason, scrub_mobiles(r.raw_text, key) if scrub else r.raw_text,
+                                 r.details))
+    df = pd.DataFrame(raw.records, columns=list(cols), dtype="object")
+    df = df.apply(lambda s: s.str.strip()).replace("", None)
+    df["_line"] = np.asarray(raw.lines, dtype=np.int64)
+    df["_raw"] = raw.raw
+    n = len(df)
+    reasons: list[list[dict]] = [[] for _ in range(n)]
+    flags: list[list[str]] = [[] for _ in range(n)]
+
+    # 1. typing
+    for c in NUMBERS[entity]:
+        df[c], bad = parse_numbers(df[c])
+        for i in np.flatnonzero(bad.to_numpy()):
+            reasons[i].append({"reason": contract.Q_UNPARSEABLE_NUMBER, "columns": [c]})
+    if entity == "transactions":
+        df["layer_text"] = pd.Series(raw_col(raw, "layer"), index=df.index).str.strip()
+    for c in TIMESTAMPS[entity]:
+        df[c], bad, naive = parse_timestamps(df[c])
+        for i in np.flatnonzero(bad.to_numpy()):
+            reasons[i].append({"reason": contract.Q_UNPARSEABLE_TIMESTAMP, "columns": [c]})
+        for i in np.flatnonzero(naive.to_numpy()):
+            flags[i].append(contract.R_TIMESTAMP_NO_OFFSET)
+
+    # 2. repairs that need more than a table check
+    _repair_codes(df, entity, flags)
+    if entity in COORDS:
+        _repair_coords(df, *COORDS[entity], flags)
+    if entity == "complaints":
+        _repair_victim_pin(df, flags)
+        _repair_mobiles(df, flags, key)
+    if entity == "withdrawals":
+        _repair_terminal_pin(df, flags)
+
+    # 3. the Great Expectations suite, on the rows that typed cleanly
+    typed_ok = np.array([not r for r in reasons], dtype=bool)
+    frame = df.loc[typed_ok].drop(columns=["_raw"])
+    if entity == "transactions":
+        frame = frame.assign(layer=frame["layer_text"]).drop(columns=["layer_text"])
+    pos_of_line = {line: i for i, line in enumerate(df["_line"])}
+    checks = {}
+    if len(frame):
+        params = {"amount_ceiling_inr": cfg.amount_ceiling_inr,
+                  "extract_end": pd.Timestamp(extract_end(extract_date) +
+                                              timedelta(minutes=cfg.future_tolerance_minutes))}
+        for meta, lines in run_suite(entity, frame, params):
+            checks[f"{meta['type']}:{','.join(meta['kwargs'])}"] = len(lines)
+            for line in lines:
+                i = pos_of_line[line]
+                if meta.get("action") == "repair":
+                    flags[i].append(meta["reason"])
+                    for c in meta.get("null_columns", []):
+                        df.at[df.index[i], c] = pd.NaT if c in TIMESTAMPS[entity] else None
+                else:
+                    reasons[i].append({"reason": meta["reason"], "columns": meta["kwargs"],
+                                       "expectation": meta["type"]})
+
+    # 4. duplicate keys inside the file, among rows that passed
+    ok = np.array([not r for r in reasons], dtype=bool)
+    key_cols = list(contract.FILE_KEYS[entity])
+    dup = df.loc[ok].duplicated(subset=key_cols, keep="first")
+    for i in np.flatnonzero(ok)[dup.to_numpy()]:
+        reasons[i].append({"reason": contract.Q_DUPLICATE_KEY, "columns": key_cols})
+
+    for i in np.flatnonzero([bool(r) for r in reasons]):
+        text = df["_raw"].iat[i]
+        quarantine.append(Reject(int(df["_line"].iat[i]), reasons[i][0]["reason"],
+                                 scrub_mobiles(text, key) if scrub else text,
+                                 {"checks": reasons[i], "repairs": flags[i]}))
+    ok = np.array([not r for r in reasons], dtype=bool)
+    df["dq_flags"] = [sorted(set(f)) for f in flags]
+    rows = df.loc[ok].drop(columns=["_raw"] + (["layer_text"] if entity == "transactions" else []))
+    if entity == "transactions":
+        rows["layer"] = rows["layer"].astype("int64")
+    repaired = int(sum(1 for f, good in zip(flags, ok) if f and good))
+    quarantine.sort(key=lambda r: r.line_no)
+    return Checked(rows.reset_index(drop=True), quarantine, repaired, checks)
+
+
+def raw_col(raw: RawFile, column: str) -> list[str | None]:
+    i = contract.COLUMNS[raw.entity].index(column)
+    return [rec[i] if rec[i] != "" else None for rec in raw.records]
