@@ -1,0 +1,63 @@
+"""Every DAG file imports cleanly and follows the project's rules."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+APPROVED_TAGS = {"ingest", "features", "training", "scoring", "alerts", "dashboards"}
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+def test_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}, dagbag.import_errors
+    assert dagbag.dags, "no DAG found in dags/"
+
+
+def test_one_dag_per_file_named_after_it(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        assert Path(dag.fileloc).stem == dag_id
+
+
+def test_tags_retries_catchup(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.tags and set(dag.tags) <= APPROVED_TAGS, f"{dag_id}: tags {dag.tags}"
+        assert dag.catchup is False, f"{dag_id}: catchup must be off (runs are driven by extracts, not dates)"
+        for t in dag.tasks:
+            assert t.retries >= 1, f"{dag_id}.{t.task_id} has no retries"
+
+
+def test_no_cycles(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        seen, stack = set(), set()
+
+        def visit(task_id):
+            assert task_id not in stack, f"{dag_id}: cycle through {task_id}"
+            if task_id in seen:
+                return
+            stack.add(task_id)
+            for down in dag.task_dict[task_id].downstream_task_ids:
+                visit(down)
+            stack.discard(task_id)
+            seen.add(task_id)
+
+        for tid in dag.task_dict:
+            visit(tid)
+
+
+def test_ingest_dag_shape(dagbag):
+    dag = dagbag.dags["ingest_extracts"]
+    assert set(dag.task_dict) == {"wait_for_manifests", "discover_extracts", "load_extract", "summarise"}
+    assert dag.task_dict["load_extract"].max_active_tis_per_dagrun == 1
+    assert "wait_for_manifests" in dag.task_dict["discover_extracts"].upstream_task_ids
+    assert {a.name for a in dag.task_dict["summarise"].outlets} == {"raw_extracts"}
