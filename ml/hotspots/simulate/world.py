@@ -17,8 +17,6 @@ import pandas as pd
 from hotspots.contract import CATEGORIES, CHANNELS
 from hotspots.geo.gazetteer import in_india, pin_directory, post_offices
 
-from .formats import hex_tokens
-
 KM_PER_DEG = 111.2
 H3_RES = 8
 
@@ -212,7 +210,9 @@ def _terminals(offices: pd.DataFrame, pins: pd.DataFrame, district_of: np.ndarra
         "channel": channel.astype(np.int8), "district_idx": district_of[idx],
     })[keep].reset_index(drop=True)
     prefixes = np.array([_TERMINAL_PREFIX[c] for c in CHANNELS])[df["channel"].to_numpy()]
-    df["terminal_id"] = np.strings.add(prefixes, hex_tokens("", np.arange(len(df)) + (7 << 40), width=10))
+    # Bijective scramble of the serial over 8 digits: stable, unique, not visibly sequential.
+    serial = (np.arange(len(df), dtype=np.int64) * 7_654_321 + 13_579) % 100_000_000
+    df["terminal_id"] = np.strings.add(prefixes, np.strings.zfill(serial.astype(str), 8))
     cell = h3_cells(df["lat"].to_numpy(), df["lon"].to_numpy())
     cell_idx, cells = pd.factorize(pd.Series(cell), sort=True)
     df["cell_idx"] = cell_idx

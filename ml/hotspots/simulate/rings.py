@@ -1,0 +1,405 @@
+"""Fraud rings and their mule accounts, and how they change from day to day.
+
+A ring is a gang based in a district. It runs some kinds of fraud (its profile),
+has an activity level (its share of the national incident rate) and a set of
+mule accounts that receive the stolen money and take it out as cash at a few
+terminals near the ring's base. Rings emerge and grow, get disrupted by police
+action (activity collapses, most mules are frozen), then dissolve, recover or
+relocate to another district; mule accounts churn all the time. Those breaks
+are what makes "same as last week" a beatable forecast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .world import HOTSPOTS, PROFILE_NAMES, PROFILES, World, km_between
+
+ACTIVE, DISRUPTED, DISSOLVED = 0, 1, 2
+STATUS_NAMES = ("active", "disrupted", "dissolved")
+NO_EVENT, RECOVER, RELOCATE, DISSOLVE = 0, 1, 2, 3
+
+P_DISRUPT = 1 / 200        # per active ring and day (police action)
+P_RELOCATE = 1 / 400       # per active ring and day (moves on its own)
+EMERGE_PER_RING = 1 / 450  # new rings per day, per initial ring
+MIN_AGE_FOR_RAID = 20      # days: a new ring is not raided at once
+N_SLOTS = 4                # terminals a mule account uses: 3 near the base, maybe 1 farther
+NEAR_KM, FAR_KM = 15.0, 60.0
+POOL_SIZE = 40
+MULE_LIFETIME_DAYS = 70
+FREEZE_PER_HIT = 0.004     # each credit the bank sees raises the chance the account is frozen
+
+
+def ring_count(scale: float) -> int:
+    """More rings at national scale, but never so few that dynamics vanish at small scale."""
+    return int(np.clip(round(150 * np.sqrt(scale)), 14, 400))
+
+
+@dataclass
+class Ring:
+    ring_id: str
+    district_idx: int
+    lat: float
+    lon: float
+    profile: int
+    cash_share: float
+    activity: float
+    target: float
+    born: int
+    status: int = ACTIVE
+    next_event: int = NO_EVENT
+    next_event_day: int = -1
+    partners: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    pool: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    pool_w: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    far_pool: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+class MuleAccounts:
+    """Struct of arrays over every mule account ever recruited; grows by doubling."""
+
+    def __init__(self, capacity: int = 1024):
+        self.n = 0
+        self.ring = np.zeros(capacity, dtype=np.int64)
+        self.alive = np.zeros(capacity, dtype=bool)
+        self.weight = np.zeros(capacity)
+        self.ifsc = np.zeros(capacity, dtype=object)
+        self.home = np.zeros(capacity, dtype=np.int64)
+        self.hits = np.zeros(capacity, dtype=np.int64)
+        self.terms = np.full((capacity, N_SLOTS), -1, dtype=np.int64)
+        self.tw = np.zeros((capacity, N_SLOTS))
+
+    @property
+    def capacity(self) -> int:
+        return len(self.ring)
+
+    def add(self, k: int) -> np.ndarray:
+        while self.n + k > self.capacity:
+            self._grow()
+        idx = np.arange(self.n, self.n + k)
+        self.n += k
+        return idx
+
+    def _grow(self) -> None:
+        cap = self.capacity
+        for name in ("ring", "alive", "weight", "ifsc", "home", "hits"):
+            old = getattr(self, name)
+            new = np.zeros(2 * cap, dtype=old.dtype)
+            new[:cap] = old
+            setattr(self, name, new)
+        terms = np.full((2 * cap, N_SLOTS), -1, dtype=np.int64)
+        terms[:cap] = self.terms
+        tw = np.zeros((2 * cap, N_SLOTS))
+        tw[:cap] = self.tw
+        self.terms, self.tw = terms, tw
+
+
+class MulePicker:
+    """Today's alive mule accounts grouped by ring, for vectorised weighted picks."""
+
+    def __init__(self, mules: MuleAccounts, n_rings: int):
+        alive = np.flatnonzero(mules.alive[: mules.n])
+        order = alive[np.argsort(mules.ring[alive], kind="stable")]
+        self.order = order
+        self.ring_sorted = mules.ring[order]
+        self.cum = np.cumsum(mules.weight[order])
+        self.lo = np.searchsorted(self.ring_sorted, np.arange(n_rings), side="left")
+        self.hi = np.searchsorted(self.ring_sorted, np.arange(n_rings), side="right")
+        base = np.concatenate(([0.0], self.cum))
+        self.w_lo = base[self.lo]
+        self.w_hi = base[self.hi]
+
+    def count(self, rings: np.ndarray) -> np.ndarray:
+        return self.hi[rings] - self.lo[rings]
+
+    def pick(self, rings: np.ndarray, rng: np.random.Generator, avoid: np.ndarray | None = None) -> np.ndarray:
+        """One mule per entry of `rings` (each ring must have one), by mule weight; never `avoid`."""
+        u = rng.random(len(rings))
+        x = self.w_lo[rings] + u * (self.w_hi[rings] - self.w_lo[rings])
+        pos = np.clip(np.searchsorted(self.cum, x, side="right"), self.lo[rings], self.hi[rings] - 1)
+        mule = self.order[pos]
+        if avoid is not None:
+            same = (mule == avoid) & (self.count(rings) > 1)
+            size = self.count(rings[same])
+            nxt = self.lo[rings[same]] + (pos[same] - self.lo[rings[same]] + 1) % size
+            mule[same] = self.order[nxt]
+        return mule
+
+
+class RingBook:
+    """All rings and mule accounts, with the daily step of their dynamics."""
+
+    def __init__(self, world: World, rng: np.random.Generator, scale: float, day: int):
+        self.world = world
+        self.rng = rng
+        self.scale = scale
+        self.rings: list[Ring] = []
+        self.mules = MuleAccounts()
+        self.on_freeze = None  # callback(mule indices): the money waiting in them is gone
+        self.events: dict[int, str] = {}
+        self._district_weight = np.bincount(world.anchors["district_idx"], minlength=len(world.districts))
+        self._hotspot_idx = self._hotspot_districts()
+        n = ring_count(scale)
+        n_hot = min(sum(h.rings for h in HOTSPOTS), int(np.ceil(0.6 * n)))
+        for k, (district, profile) in enumerate(self._initial_bases(n, n_hot)):
+            self._new_ring(district, profile, day, hot=k < n_hot, emerging=False)
+        self.initial_count = n
+        self.reference_activity = self.total_activity()
+        self.expected_complaints = np.zeros(len(self.rings))
+
+    # ---------------------------------------------------------------- set-up
+    def _hotspot_districts(self) -> list[tuple[int, int]]:
+        d = self.world.districts
+        out = []
+        for h in HOTSPOTS:
+            hit = np.flatnonzero((d["district"] == h.district).to_numpy() & (d["state"] == h.state).to_numpy())
+            if len(hit):
+                out.append((int(hit[0]), PROFILE_NAMES.index(h.profile)))
+        return out
+
+    def _initial_bases(self, n: int, n_hot: int) -> list[tuple[int, int]]:
+        slots = [(d, p) for (d, p), h in zip(self._hotspot_idx, HOTSPOTS) for _ in range(h.rings)]
+        bases = slots[:n_hot]
+        bases += [(self._random_district(), PROFILE_NAMES.index("national")) for _ in range(n - len(bases))]
+        return bases
+
+    def _random_district(self) -> int:
+        w = self._district_weight / self._district_weight.sum()
+        return int(self.rng.choice(len(w), p=w))
+
+    def _new_ring(self, district: int, profile: int, day: int, hot: bool, emerging: bool) -> Ring:
+        rng = self.rng
+        cash = PROFILES[PROFILE_NAMES[profile]][1]
+        if PROFILE_NAMES[profile] == "national":
+            cash = float(rng.uniform(0.4, 1.0))
+        target = float(rng.lognormal(np.log(4.0), 0.5) if hot else rng.lognormal(np.log(0.7), 0.9))
+        lat, lon = self._base_point(district)
+        ring = Ring(
+            ring_id=f"R{len(self.rings) + 1:04d}", district_idx=district, lat=lat, lon=lon, profile=profile,
+            cash_share=cash, activity=target * (0.05 if emerging else 1.0), target=target, born=day,
+        )
+        if self.rings:
+            ring.partners = rng.choice(len(self.rings), size=min(3, len(self.rings)), replace=False)
+        self._build_pool(ring)
+        self.rings.append(ring)
+        for r in self.rings[:-1]:  # newcomers get picked as partners by a few others
+            if len(r.partners) < 3 and rng.random() < 0.5:
+                r.partners = np.append(r.partners, len(self.rings) - 1)
+        return ring
+
+    def _base_point(self, district: int) -> tuple[float, float]:
+        a = self.world.anchors
+        cand = np.flatnonzero(a["district_idx"].to_numpy() == district)
+        w = a["weight"].to_numpy()[cand]
+        i = cand[self.rng.choice(len(cand), p=w / w.sum())]
+        return float(a["lat"].iat[i]), float(a["lon"].iat[i])
+
+    def _build_pool(self, ring: Ring) -> None:
+        """The terminals the ring's mules use: close to the base, a few favourites dominate."""
+        t = self.world.terminals
+        d = km_between(ring.lat, ring.lon, t["lat"].to_numpy(), t["lon"].to_numpy())
+        near = np.flatnonzero(d <= NEAR_KM)
+        if len(near) < 10:
+            near = np.argsort(d, kind="stable")[:10]
+        w = np.exp(-d[near] / 5.0) * self.rng.lognormal(0.0, 1.0, len(near))
+        keep = np.argsort(-w, kind="stable")[:POOL_SIZE]
+        ring.pool, ring.pool_w = near[keep], w[keep] / w[keep].sum()
+        far = np.flatnonzero((d > NEAR_KM) & (d <= FAR_KM))
+        ring.far_pool = self.rng.choice(far, size=min(30, len(far)), replace=False) if len(far) else ring.pool
+
+    # ---------------------------------------------------------------- mules
+    def _assign_terminals(self, idx: np.ndarray, ring: Ring) -> None:
+        """Each mule account cashes out at up to three favourite terminals near the base, some
+        also at one farther away: the habit that makes past cash-out cells predictive."""
+        rng, k = self.rng, len(idx)
+        near = ring.pool[rng.choice(len(ring.pool), size=(k, N_SLOTS - 1), p=ring.pool_w)]
+        w = rng.dirichlet(np.full(N_SLOTS - 1, 0.8), size=k)
+        far = rng.random(k) < 0.12
+        terms = np.full((k, N_SLOTS), -1, dtype=np.int64)
+        tw = np.zeros((k, N_SLOTS))
+        terms[:, : N_SLOTS - 1] = near
+        tw[:, : N_SLOTS - 1] = w * np.where(far, 0.85, 1.0)[:, None]
+        terms[far, N_SLOTS - 1] = rng.choice(ring.far_pool, size=int(far.sum()))
+        tw[far, N_SLOTS - 1] = 0.15
+        self.mules.terms[idx] = terms
+        self.mules.tw[idx] = tw
+
+    def _recruit(self, r: int, k: int) -> None:
+        ring, m = self.rings[r], self.mules
+        idx = m.add(k)
+        m.ring[idx] = r
+        m.alive[idx] = True
+        m.weight[idx] = self.rng.lognormal(0.0, 0.8, k)
+        m.home[idx] = ring.district_idx
+        m.ifsc[idx] = self.world.branch_ifsc[ring.district_idx,
+                                             self.rng.integers(0, self.world.branch_ifsc.shape[1], k)]
+        m.hits[idx] = 0
+        self._assign_terminals(idx, ring)
+
+    def _freeze(self, idx: np.ndarray) -> None:
+        if len(idx) == 0:
+            return
+        self.mules.alive[idx] = False
+        if self.on_freeze is not None:
+            self.on_freeze(idx)
+
+    def alive_of(self, r: int) -> np.ndarray:
+        m = self.mules
+        return np.flatnonzero(m.alive[: m.n] & (m.ring[: m.n] == r))
+
+    def mule_target(self, expected_complaints: float) -> int:
+        return int(np.clip(round(3 + 1.2 * expected_complaints ** 0.75), 3, 250))
+
+    # ---------------------------------------------------------------- dynamics
+    def total_activity(self) -> float:
+        return float(sum(r.activity for r in self.rings if r.status != DISSOLVED))
+
+    def step(self, day: int, national_rate: float) -> None:
+        """Advance one day: scheduled outcomes, raids, moves, new rings, activity, mule churn."""
+        self.events = {}
+        self._scheduled_outcomes(day)
+        self._hazards(day)
+        self._emergence(day)
+        self._drift_activity()
+        self.reference_activity += (self.total_activity() - self.reference_activity) / 60.0
+        self.expected_complaints = np.array(
+            [national_rate * r.activity / self.reference_activity if r.status != DISSOLVED else 0.0
+             for r in self.rings])
+        self._churn_mules()
+
+    def _scheduled_outcomes(self, day: int) -> None:
+        for i, ring in enumerate(self.rings):
+            if ring.status != DISRUPTED or ring.next_event_day != day:
+                continue
+            if ring.next_event == DISSOLVE:
+                ring.status, ring.activity = DISSOLVED, 0.0
+                self._freeze(self.alive_of(i))
+                self.events[i] = "dissolved"
+            elif ring.next_event == RELOCATE:
+                self._relocate(i)
+                ring.status = ACTIVE
+            else:
+                ring.status = ACTIVE
+                self.events[i] = "recovered"
+            ring.next_event, ring.next_event_day = NO_EVENT, -1
+
+    def _hazards(self, day: int) -> None:
+        u = self.rng.random(len(self.rings))
+        for i, ring in enumerate(self.rings):
+            if ring.status != ACTIVE or i in self.events:
+                continue
+            if u[i] < P_DISRUPT and day - ring.born >= MIN_AGE_FOR_RAID:
+                self._disrupt(i, day)
+            elif P_DISRUPT <= u[i] < P_DISRUPT + P_RELOCATE:
+                self._relocate(i)
+
+    def _disrupt(self, i: int, day: int) -> None:
+        """Police action: activity collapses and most of the ring's accounts are frozen."""
+        ring, rng = self.rings[i], self.rng
+        ring.status = DISRUPTED
+        ring.activity *= float(rng.uniform(0.05, 0.2))
+        ring.target *= float(rng.uniform(0.4, 1.0))
+        alive = self.alive_of(i)
+        n_keep = max(2, int(round(len(alive) * (1 - rng.uniform(0.6, 0.95)))))
+        self._freeze(rng.permutation(alive)[n_keep:])
+        ring.next_event = int(rng.choice([DISSOLVE, RELOCATE, RECOVER], p=[0.3, 0.45, 0.25]))
+        ring.next_event_day = day + int(rng.integers(3, 25))
+        self.events[i] = "disrupted"
+
+    def _relocate(self, i: int) -> None:
+        """The gang moves: mostly to a neighbouring district, sometimes to another hub."""
+        ring, rng, d = self.rings[i], self.rng, self.world.districts
+        dist = km_between(ring.lat, ring.lon, d["lat"].to_numpy(), d["lon"].to_numpy())
+        neighbours = np.flatnonzero((dist < 150) & (np.arange(len(d)) != ring.district_idx))
+        if len(neighbours) and rng.random() < 0.65:
+            target = int(rng.choice(neighbours))
+        elif rng.random() < 0.5:
+            target = self._hotspot_idx[int(rng.integers(len(self._hotspot_idx)))][0]
+        else:
+            target = self._random_district()
+        old = self.world.districts["district"].iat[ring.district_idx]
+        ring.district_idx = target
+        ring.lat, ring.lon = self._base_point(target)
+        self._build_pool(ring)
+        alive = self.alive_of(i)
+        if len(alive):
+            self._assign_terminals(alive, ring)
+        self.events[i] = f"relocated from {old}"
+
+    def _emergence(self, day: int) -> None:
+        for _ in range(self.rng.poisson(self.initial_count * EMERGE_PER_RING)):
+            if self.rng.random() < 0.5 and self._hotspot_idx:
+                district, profile = self._hotspot_idx[int(self.rng.integers(len(self._hotspot_idx)))]
+                hot = True
+            else:
+                district, profile, hot = self._random_district(), PROFILE_NAMES.index("national"), False
+            self._new_ring(district, profile, day, hot=hot, emerging=True)
+            self.events[len(self.rings) - 1] = "emerged"
+
+    def _drift_activity(self) -> None:
+        """Log-activity reverts to a slowly wandering target: growth, recovery, noise."""
+        rng = self.rng
+        eps = rng.normal(size=(len(self.rings), 2))
+        for i, ring in enumerate(self.rings):
+            if ring.status == DISSOLVED:
+                continue
+            ring.target *= float(np.exp(0.01 * eps[i, 1]))
+            if ring.status == ACTIVE:
+                pull = 0.03 * np.log(ring.target / ring.activity)
+                ring.activity *= float(np.exp(pull + 0.06 * eps[i, 0]))
+
+    def _churn_mules(self) -> None:
+        """Banks freeze accounts (faster the more credits they see); rings recruit new ones."""
+        m, rng = self.mules, self.rng
+        n = m.n
+        p = np.minimum(1 / MULE_LIFETIME_DAYS + FREEZE_PER_HIT * m.hits[:n], 0.5)
+        frozen = np.flatnonzero(m.alive[:n] & (rng.random(n) < p))
+        # A ring keeps at least two accounts while it operates.
+        keep = np.zeros(n, dtype=bool)
+        counts = np.bincount(m.ring[:n][m.alive[:n]], minlength=len(self.rings))
+        lost = np.bincount(m.ring[frozen], minlength=len(self.rings))
+        for r in np.flatnonzero(counts - lost < 2):
+            keep[frozen[m.ring[frozen] == r][: 2 - max(counts[r] - lost[r], 0)]] = True
+        self._freeze(frozen[~keep[frozen]])
+        m.hits[:n] = 0
+        counts = np.bincount(m.ring[:n][m.alive[:n]], minlength=len(self.rings))
+        for r, ring in enumerate(self.rings):
+            if ring.status != ACTIVE:
+                continue
+            need = self.mule_target(self.expected_complaints[r]) - counts[r]
+            if need > 0:
+                self._recruit(r, int(need))
+
+    # ---------------------------------------------------------------- views
+    def picker(self) -> MulePicker:
+        return MulePicker(self.mules, len(self.rings))
+
+    def cash_share(self) -> np.ndarray:
+        return np.array([r.cash_share for r in self.rings])
+
+    def partners(self) -> np.ndarray:
+        """(n_rings, 3) partner ring per slot; a ring without partners points at itself."""
+        out = np.tile(np.arange(len(self.rings))[:, None], (1, 3))
+        for i, r in enumerate(self.rings):
+            if len(r.partners):
+                out[i] = np.resize(r.partners, 3)
+        return out
+
+    def log_rows(self, date: str) -> pd.DataFrame:
+        """One row per ring still of interest today, for truth/rings.csv.gz."""
+        d = self.world.districts
+        m = self.mules
+        alive = np.bincount(m.ring[: m.n][m.alive[: m.n]], minlength=len(self.rings))
+        rows = [
+            (r.ring_id, date, d["district"].iat[r.district_idx], d["state"].iat[r.district_idx],
+             round(r.lat, 5), round(r.lon, 5), PROFILE_NAMES[r.profile], STATUS_NAMES[r.status],
+             round(r.activity, 4), round(float(self.expected_complaints[i]), 3), int(alive[i]),
+             self.events.get(i, ""))
+            for i, r in enumerate(self.rings) if r.status != DISSOLVED or i in self.events
+        ]
+        return pd.DataFrame(rows, columns=["ring_id", "date", "district", "state", "base_lat", "base_lon",
+                                           "profile", "status", "activity", "expected_complaints",
+                                           "mule_accounts", "event"])
