@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Starts/stops the local long-running services on 127.0.0.1 (Airflow API server with
+# the UI, scheduler, DAG processor). PostgreSQL is scripts/pg.sh's. Run via make up/down.
+set -euo pipefail
+RUN="$AIRFLOW_HOME/run"; mkdir -p "$RUN"
+healthy() { python -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=2)" "$1" >/dev/null 2>&1; }
+
+alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+start_one() {
+  local name=$1; shift
+  if alive "$name"; then echo "services: $name already running (pid $(cat "$RUN/$name.pid"))"; return; fi
+  nohup "$@" >"$RUN/$name.log" 2>&1 &
+  echo $! >"$RUN/$name.pid"
+  echo "services: $name started (log $RUN/$name.log)"
+}
+
+stop_one() {
+  local name=$1
+  if alive "$name"; then
+    kill -TERM "$(cat "$RUN/$name.pid")" 2>/dev/null || true
+    for _ in $(seq 1 30); do alive "$name" || break; sleep 1; done
+    alive "$name" && kill -KILL "$(cat "$RUN/$name.pid")" 2>/dev/null || true
+    echo "services: $name stopped"
+  fi
+  rm -f "$RUN/$name.pid"
+}
+
+case "${1:-}" in
+  start)
+    start_one airflow-api airflow api-server -H 127.0.0.1 -p "${AIRFLOW__API__PORT:-8080}"
+    start_one airflow-scheduler airflow scheduler --skip-serve-logs
+    start_one airflow-dag-processor airflow dag-processor
+    for _ in $(seq 1 60); do
+      healthy "http://127.0.0.1:${AIRFLOW__API__PORT:-8080}/api/v2/monitor/health" && break
+      sleep 1
+    done
+    if healthy "http://127.0.0.1:${AIRFLOW__API__PORT:-8080}/api/v2/monitor/health"; then
+      echo "services: Airflow UI at http://127.0.0.1:${AIRFLOW__API__PORT:-8080} (user admin, password admin)"
+    else
+      echo "services: Airflow API did not answer in 60 s, see $RUN/airflow-api.log" >&2; exit 1
+    fi
+    ;;
+  stop)
+    for s in airflow-dag-processor airflow-scheduler airflow-api; do stop_one "$s"; done
+    ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac
