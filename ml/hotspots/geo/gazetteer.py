@@ -119,6 +119,17 @@ def in_india(lat, lon) -> np.ndarray:
     return out
 
 
+H3_RES = 8
+
+
+def h3_cells(lat, lon, res: int = H3_RES) -> list[str | None]:
+    """H3 cell of each point (None where a coordinate is missing)."""
+    import h3
+
+    return [h3.latlng_to_cell(a, b, res) if np.isfinite(a) and np.isfinite(b) else None
+            for a, b in zip(np.asarray(lat, dtype=float), np.asarray(lon, dtype=float))]
+
+
 _STATE_ALIASES = {
     "ORISSA": "ODISHA",
     "PONDICHERRY": "PUDUCHERRY",

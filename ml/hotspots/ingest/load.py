@@ -97,6 +97,7 @@ def load_gazetteer(conn) -> int:
             conn.commit()
             return 0
         pins = gazetteer.pin_directory()
+        pins = pins.assign(h3_cell=gazetteer.h3_cells(pins["lat"], pins["lon"]))
         _copy(cur, "ref.pincodes", pins, list(pins.columns))
         offices = gazetteer.post_offices()
         cols = ["pincode", "office_name", "office_type", "district", "state", "lat", "lon"]
@@ -183,12 +184,12 @@ def _copy(cur, table: str, df: pd.DataFrame, columns: list[str]) -> None:
 
 RAW_COLUMNS = {
     "complaints": ["ack_no", "reported_at", "incident_at", "category", "amount_lost_inr", "victim_pincode",
-                   "victim_state", "victim_district", "victim_lat", "victim_lon", "victim_mobile_hash", "status",
+                   "victim_state", "victim_district", "victim_lat", "victim_lon", "victim_mobile_hash", "victim_h3_cell", "status",
                    "updated_at", "dq_flags", "extract_date", "source_file", "source_line"],
     "transactions": ["txn_id", "ack_no", "layer", "from_account", "to_account", "to_ifsc", "amount_inr",
                      "txn_at", "status", "dq_flags", "extract_date", "source_file", "source_line"],
     "withdrawals": ["withdrawal_id", "account", "ack_no", "channel", "terminal_id", "lat", "lon", "pincode",
-                    "amount_inr", "withdrawn_at", "dq_flags", "extract_date", "source_file", "source_line"],
+                    "h3_cell", "amount_inr", "withdrawn_at", "dq_flags", "extract_date", "source_file", "source_line"],
 }
 
 # Which incoming version wins over the stored one. Complaints: newest updated_at,

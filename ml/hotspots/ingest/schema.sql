@@ -64,6 +64,7 @@ create table if not exists raw.complaints (
     victim_lat         double precision,
     victim_lon         double precision,
     victim_mobile_hash text,                 -- keyed hash (HMAC-SHA256); the clear number is never stored
+    victim_h3_cell     text,                 -- H3 res-8 cell of victim_lat/lon (computed at ingest)
     status             text not null,
     updated_at         timestamptz not null,
     dq_flags           text[] not null default '{}',
@@ -108,6 +109,7 @@ create table if not exists raw.withdrawals (
     lat           double precision,
     lon           double precision,
     pincode       text,
+    h3_cell       text,                      -- H3 res-8 cell of lat/lon (computed at ingest); null without them
     amount_inr    numeric(16, 2) not null,
     withdrawn_at  timestamptz not null,
     dq_flags      text[] not null default '{}',
@@ -136,7 +138,8 @@ create table if not exists ref.pincodes (
     district  text not null,
     lat       double precision,
     lon       double precision,
-    n_offices integer not null
+    n_offices integer not null,
+    h3_cell   text                           -- H3 res-8 cell of the PIN centroid
 );
 create table if not exists ref.post_offices (
     pincode     text not null,

@@ -48,6 +48,7 @@ CODES = {
     "withdrawals": {"channel": contract.CHANNELS},
 }
 COORDS = {"complaints": ("victim_lat", "victim_lon"), "withdrawals": ("lat", "lon")}
+CELL_COLUMN = {"complaints": "victim_h3_cell", "withdrawals": "h3_cell"}
 _OFFSET = re.compile(r"(?:Z|z|[+-]\d{2}(?::?\d{2})?)$")
 _MOBILE_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(?:\+?91[-\s]?|0)?([6-9][0-9]{9})(?![0-9])")
 
@@ -312,7 +313,10 @@ def check_file(raw: RawFile, extract_date: date, cfg: settings.IngestConfig, key
     # 2. repairs that need more than a table check
     _repair_codes(df, entity, flags)
     if entity in COORDS:
+        from hotspots.geo.gazetteer import h3_cells
+
         _repair_coords(df, *COORDS[entity], flags)
+        df[CELL_COLUMN[entity]] = h3_cells(df[COORDS[entity][0]], df[COORDS[entity][1]])
     if entity == "complaints":
         _repair_victim_pin(df, flags)
         _repair_mobiles(df, flags, key)
