@@ -109,7 +109,7 @@ def test_repairs_are_flagged_and_applied(tmp_path):
     import h3
 
     assert rows.loc[2, "victim_h3_cell"] == h3.latlng_to_cell(28.6227, 77.2195, 8)
-    assert rows.loc[3, "victim_h3_cell"] is None
+    assert pd.isna(rows.loc[3, "victim_h3_cell"])
     assert pd.isna(rows.loc[3, "victim_lat"]) and pd.isna(rows.loc[4, "victim_lon"])
     assert pd.isna(rows.loc[5, "incident_at"])
     assert rows.loc[8, "category"] == "INVESTMENT"

@@ -162,7 +162,7 @@ def verify_manifest(folder: Path, man: dict, real: dict[str, str]) -> dict[str, 
 
 
 def _copy_value(v) -> str:
-    if v is None or (isinstance(v, float) and v != v) or v is pd.NaT:
+    if not isinstance(v, list | tuple) and pd.isna(v):
         return r"\N"
     if isinstance(v, pd.Timestamp | datetime):
         return v.isoformat()
