@@ -59,7 +59,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: help deps db warehouse airflow-init run simulate ingest report test test-unit lint up down env lock clean-local
+.PHONY: help deps db warehouse airflow-init run simulate ingest features report test test-unit lint up down env lock clean-local
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -96,6 +96,9 @@ simulate: $(PIPELINE_STAMP) ## simulate extracts: OUT=/abs/dir START= DAYS= SCAL
 ingest: warehouse airflow-init ## run the ingest DAG on LANDING (default: the simulated history)
 	@scripts/run-dag.sh ingest_extracts '{"landing": "$(or $(LANDING),$(DEFAULT_LANDING))", "warehouse": "$(WAREHOUSE)"}'
 
+features: warehouse airflow-init ## run the features DAG (dbt via Cosmos) on the warehouse
+	@scripts/run-dag.sh build_features '{"warehouse": "$(WAREHOUSE)"}'
+
 run: deps warehouse airflow-init ## the whole pipeline: simulate (unless LANDING=/abs/dir), ingest, report
 ifeq ($(strip $(LANDING)),)
 	@if [ -f $(DEFAULT_LANDING)/.complete-$(START)-$(DAYS)-$(SCALE)-$(SEED) ]; then \
@@ -107,6 +110,7 @@ ifeq ($(strip $(LANDING)),)
 	fi
 endif
 	@scripts/run-dag.sh ingest_extracts '{"landing": "$(or $(LANDING),$(DEFAULT_LANDING))", "warehouse": "$(WAREHOUSE)"}'
+	@scripts/run-dag.sh build_features '{"warehouse": "$(WAREHOUSE)"}'
 	@$(PY) -m hotspots.cli report --landing "$(or $(LANDING),$(DEFAULT_LANDING))"
 
 report: warehouse ## print what the warehouse holds: loaded, quarantined, rejected, by extract

@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Param, dag, task
 
-RAW_EXTRACTS = Asset(name="raw_extracts", uri="hotspots://warehouse/raw")
+from hotspots.assets import RAW_EXTRACTS
 
 
 @dag(

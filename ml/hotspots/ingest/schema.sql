@@ -148,5 +148,28 @@ create table if not exists ref.post_offices (
     district    text not null,
     state       text not null,
     lat         double precision not null,
-    lon         double precision not null
+    lon         double precision not null,
+    geom        geometry(Point, 4326) generated always as (st_setsrid(st_makepoint(lon, lat), 4326)) stored
+);
+create index if not exists post_offices_geom on ref.post_offices using gist (geom);
+
+-- H3 res-8 cells that ever had a located withdrawal (registered by hotspots.geo.cells:
+-- PostgreSQL has no H3 here, so geometry, parents and neighbours come from the h3 library).
+create table if not exists ref.h3_cells (
+    h3_cell   text primary key,
+    lat       double precision not null,     -- cell centre
+    lon       double precision not null,
+    h3_res7   text not null,
+    h3_res6   text not null,
+    h3_res5   text not null,
+    state     text,                          -- of the nearest India Post office
+    district  text,
+    geom      geometry(Polygon, 4326) not null
+);
+create index if not exists h3_cells_geom on ref.h3_cells using gist (geom);
+create table if not exists ref.h3_neighbours (
+    h3_cell   text not null,
+    neighbour text not null,                 -- another registered cell
+    k         smallint not null check (k in (1, 2)),
+    primary key (h3_cell, neighbour)
 );
