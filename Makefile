@@ -117,7 +117,7 @@ report: warehouse ## print what the warehouse holds: loaded, quarantined, reject
 	@$(PY) -m hotspots.cli report
 
 test: deps db airflow-init ## install what is missing and run the whole test suite
-	@$(PY) -m pytest -q -p no:cacheprovider tests
+	@$(PY) -m pytest -q -p no:cacheprovider $(or $(PYTEST_ARGS),tests)
 
 test-unit: $(PIPELINE_STAMP) ## fast tests only (no database)
 	@$(PY) -m pytest -q -p no:cacheprovider -m "not integration" tests

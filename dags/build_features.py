@@ -1,7 +1,8 @@
 """Build the H3 feature warehouse with dbt (through Cosmos) after each ingest.
 
 register_cells (H3 geometry, parents, neighbours: no H3 in PostgreSQL here) ->
-dbt task group (staging -> intermediate -> marts, each model then its tests) ->
+dbt task group (staging -> intermediate -> marts, one task per model; then every test,
+unit tests and relationships across models included, in one task) ->
 publish (emits the cell_features Asset). Triggered by the raw_extracts Asset.
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from airflow.sdk import Param, dag, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
 from hotspots.assets import CELL_FEATURES, RAW_EXTRACTS
 
@@ -51,11 +52,9 @@ def build_features():
         profile_config=ProfileConfig(profile_name="hotspots", target_name="warehouse",
                                      profiles_yml_filepath=DBT_DIR / "profiles.yml"),
         execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
-                                         invocation_mode=InvocationMode.DBT_RUNNER,
-                                         # a test over two models runs once both are built
-                                         test_indirect_selection=TestIndirectSelection.BUILDABLE),
+                                         invocation_mode=InvocationMode.DBT_RUNNER),
         render_config=RenderConfig(load_method=LoadMode.DBT_LS, select=["path:models", "path:seeds"],
-                                   test_behavior=TestBehavior.AFTER_EACH, emit_datasets=False),
+                                   test_behavior=TestBehavior.AFTER_ALL, emit_datasets=False),
         operator_args={"env": {"WAREHOUSE": "{{ params.warehouse }}"}, "append_env": True, "install_deps": False},
     )
 

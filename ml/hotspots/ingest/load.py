@@ -185,11 +185,12 @@ def _copy(cur, table: str, df: pd.DataFrame, columns: list[str]) -> None:
 RAW_COLUMNS = {
     "complaints": ["ack_no", "reported_at", "incident_at", "category", "amount_lost_inr", "victim_pincode",
                    "victim_state", "victim_district", "victim_lat", "victim_lon", "victim_mobile_hash", "victim_h3_cell", "status",
-                   "updated_at", "dq_flags", "extract_date", "source_file", "source_line"],
+                   "updated_at", "dq_flags", "extract_date", "first_extract_date", "source_file", "source_line"],
     "transactions": ["txn_id", "ack_no", "layer", "from_account", "to_account", "to_ifsc", "amount_inr",
-                     "txn_at", "status", "dq_flags", "extract_date", "source_file", "source_line"],
+                     "txn_at", "status", "dq_flags", "extract_date", "first_extract_date", "source_file", "source_line"],
     "withdrawals": ["withdrawal_id", "account", "ack_no", "channel", "terminal_id", "lat", "lon", "pincode",
-                    "h3_cell", "amount_inr", "withdrawn_at", "dq_flags", "extract_date", "source_file", "source_line"],
+                    "h3_cell", "amount_inr", "withdrawn_at", "dq_flags", "extract_date", "first_extract_date", "source_file",
+                    "source_line"],
 }
 
 # Which incoming version wins over the stored one. Complaints: newest updated_at,
@@ -203,13 +204,14 @@ _WINS = {
 
 def _upsert(cur, entity: str, rows: pd.DataFrame, extract_date: date, file_name: str) -> None:
     cols = RAW_COLUMNS[entity]
-    rows = rows.assign(extract_date=extract_date.isoformat(), source_file=file_name, source_line=rows["_line"])
+    rows = rows.assign(extract_date=extract_date.isoformat(), first_extract_date=extract_date.isoformat(),
+                       source_file=file_name, source_line=rows["_line"])
     cur.execute(f"create temp table incoming (like raw.{entity}) on commit drop")
     _copy(cur, "incoming", rows, cols)
     key = ", ".join(contract.TABLE_KEYS[entity])
-    updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in contract.TABLE_KEYS[entity])
-    changed = " or ".join(f"t.{c} is distinct from excluded.{c}" for c in cols
-                          if c not in contract.TABLE_KEYS[entity])
+    kept = (*contract.TABLE_KEYS[entity], "first_extract_date")
+    updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in kept)
+    changed = " or ".join(f"t.{c} is distinct from excluded.{c}" for c in cols if c not in kept)
     order = "updated_at desc, source_line desc" if entity == "complaints" else "source_line desc"
     cur.execute(f"""
         insert into raw.{entity} as t ({', '.join(cols)})
@@ -217,15 +219,27 @@ def _upsert(cur, entity: str, rows: pd.DataFrame, extract_date: date, file_name:
         on conflict ({key}) do update set {updates}
         where {_WINS[entity]} and ({changed})
     """)
+    _keep_first_arrival(cur, f"raw.{entity}", contract.TABLE_KEYS[entity])
     if entity == "complaints":
         vcols = ", ".join(cols)
         cur.execute(f"""
             insert into raw.complaint_versions as t ({vcols}) select {vcols} from incoming
             on conflict (ack_no, updated_at) do update set
-              {', '.join(f'{c} = excluded.{c}' for c in cols if c not in ('ack_no', 'updated_at'))}
+              {', '.join(f'{c} = excluded.{c}' for c in cols if c not in ('ack_no', 'updated_at', 'first_extract_date'))}
             where excluded.extract_date >= t.extract_date
         """)
+        _keep_first_arrival(cur, "raw.complaint_versions", ("ack_no", "updated_at"))
     cur.execute("drop table incoming")
+
+
+def _keep_first_arrival(cur, table: str, key: tuple[str, ...]) -> None:
+    """When a key first arrived is what features may use: an earlier extract loaded late moves it back."""
+    cols = ", ".join(key)
+    match = " and ".join(f"t.{k} = i.{k}" for k in key)
+    cur.execute(f"""update {table} t set first_extract_date = i.first_extract_date
+                    from (select {cols}, min(first_extract_date) as first_extract_date from incoming
+                          group by {cols}) i
+                    where {match} and i.first_extract_date < t.first_extract_date""")
 
 
 # ---------------------------------------------------------------- one delivery

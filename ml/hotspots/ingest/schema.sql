@@ -68,7 +68,8 @@ create table if not exists raw.complaints (
     status             text not null,
     updated_at         timestamptz not null,
     dq_flags           text[] not null default '{}',
-    extract_date       date not null,
+    extract_date       date not null,          -- extract of the stored version
+    first_extract_date date not null,          -- extract the key first arrived in (re-sends keep it)
     source_file        text not null,
     source_line        integer not null
 );
@@ -92,7 +93,8 @@ create table if not exists raw.transactions (
     txn_at       timestamptz not null,
     status       text not null,
     dq_flags     text[] not null default '{}',
-    extract_date date not null,
+    extract_date date not null,            -- extract of the stored version
+    first_extract_date date not null,  -- extract the key first arrived in (re-sends keep it)
     source_file  text not null,
     source_line  integer not null
 );
@@ -113,7 +115,8 @@ create table if not exists raw.withdrawals (
     amount_inr    numeric(16, 2) not null,
     withdrawn_at  timestamptz not null,
     dq_flags      text[] not null default '{}',
-    extract_date  date not null,
+    extract_date  date not null,            -- extract of the stored version
+    first_extract_date date not null,  -- extract the key first arrived in (re-sends keep it)
     source_file   text not null,
     source_line   integer not null
 );

@@ -26,7 +26,7 @@ HORIZON = 12  # days of pending intensity kept per mule account
 # Delay from money arriving to cash-out: (weight, mean hours) of an exponential mixture.
 _DELAY_MIX = ((0.45, 5.0), (0.40, 30.0), (0.15, 96.0))
 _MIN_DELAY_S = 1200
-CASH_PER_ARRIVAL = 0.33   # calibrates national volume: a few thousand withdrawals a day at scale 1
+CASH_PER_ARRIVAL = 0.4   # calibrates national volume: a few thousand withdrawals a day at scale 1
 ACK_LINKED = 0.35          # share of withdrawals the bank links to a complaint
 # Withdrawal hour of day, IST, for money that has been waiting since an earlier day.
 _HOURS = np.array([1, 0.5, 0.3, 0.3, 0.4, 0.8, 2, 4, 6, 7, 8, 8, 8, 7, 7, 7, 7, 7, 7, 6, 5, 4, 3, 2], float)

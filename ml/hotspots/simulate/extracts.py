@@ -18,8 +18,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hotspots.contract import CATEGORIES, CHANNELS, COLUMNS, COMPLAINT_STATUSES, CONTRACT, ENTITIES, MANIFEST
-from hotspots.contract import TXN_STATUSES, file_candidates
+from hotspots.contract import (
+    CATEGORIES,
+    CHANNELS,
+    COMPLAINT_STATUSES,
+    CONTRACT,
+    ENTITIES,
+    MANIFEST,
+    TXN_STATUSES,
+    file_candidates,
+)
 
 from . import formats as fmt
 from .fraud import MULE_TOKEN_BASE
@@ -54,18 +62,16 @@ class Outbox:
         self._rows.pop(day, None)
 
 
-def _sorted(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+def sort_rows(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return df.sort_values(by, kind="stable").reset_index(drop=True)
 
 
 def complaint_text(c: pd.DataFrame, world: World) -> dict[str, np.ndarray]:
-    v = world.victims
+    v = world.v
     victim = c["victim"].to_numpy()
     style = c["style"].to_numpy()
-    state = np.stack([v["state"].to_numpy(dtype=str)[victim], v["state_title"].to_numpy(dtype=str)[victim],
-                      v["state_amp"].to_numpy(dtype=str)[victim]])
-    district = np.stack([v["district"].to_numpy(dtype=str)[victim],
-                         v["district_title"].to_numpy(dtype=str)[victim]])
+    state = np.stack([v["state"][victim], v["state_title"][victim], v["state_amp"][victim]])
+    district = np.stack([v["district"][victim], v["district_title"][victim]])
     has_coords = c["has_coords"].to_numpy()
     return {
         "ack_no": fmt.ints(c["ack"]),
@@ -73,7 +79,7 @@ def complaint_text(c: pd.DataFrame, world: World) -> dict[str, np.ndarray]:
         "incident_at": fmt.optional_timestamps(c["incident"].to_numpy(), style, c["has_incident"].to_numpy()),
         "category": np.array(CATEGORIES)[c["cat"].to_numpy()],
         "amount_lost_inr": fmt.decimals(c["amount"].to_numpy(), 2),
-        "victim_pincode": v["pincode"].to_numpy(dtype=str)[victim],
+        "victim_pincode": v["pincode"][victim],
         "victim_state": np.take_along_axis(state, c["state_style"].to_numpy()[None, :], 0)[0],
         "victim_district": np.take_along_axis(district, c["district_style"].to_numpy()[None, :], 0)[0],
         "victim_lat": fmt.optional_decimals(c["vlat"].to_numpy(), has_coords, 6),
@@ -106,7 +112,7 @@ def txn_text(t: pd.DataFrame, mules: MuleAccounts) -> dict[str, np.ndarray]:
         "layer": fmt.ints(t["layer"]),
         "from_account": fmt.hex_tokens("AC", t["from"].to_numpy()),
         "to_account": mule_tokens(to),
-        "to_ifsc": mules.ifsc[to].astype(str),
+        "to_ifsc": mules.ifsc[to],
         "amount_inr": fmt.decimals(t["amount"].to_numpy(), 2),
         "txn_at": fmt.timestamps(t["at"].to_numpy(), t["style"].to_numpy()),
         "status": np.array(TXN_STATUSES)[t["status"].to_numpy()],
@@ -115,18 +121,18 @@ def txn_text(t: pd.DataFrame, mules: MuleAccounts) -> dict[str, np.ndarray]:
 
 def withdrawal_text(w: pd.DataFrame, world: World) -> dict[str, np.ndarray]:
     term = w["terminal"].to_numpy()
-    t = world.terminals
-    has_coords = t["has_coords"].to_numpy()[term]
+    t = world.t
+    has_coords = t["has_coords"][term]
     has_ack = w["ack"].to_numpy() >= 0
     return {
         "withdrawal_id": withdrawal_ids(w["serial"].to_numpy()),
         "account": mule_tokens(w["mule"].to_numpy()),
         "ack_no": fmt.optional_ints(w["ack"].to_numpy(), has_ack),
-        "channel": np.array(CHANNELS)[t["channel"].to_numpy()[term]],
-        "terminal_id": t["terminal_id"].to_numpy(dtype=str)[term],
-        "lat": fmt.optional_decimals(t["lat"].to_numpy()[term], has_coords, 6),
-        "lon": fmt.optional_decimals(t["lon"].to_numpy()[term], has_coords, 6),
-        "pincode": np.where(w["has_pin"].to_numpy() | ~has_coords, t["pincode"].to_numpy(dtype=str)[term], ""),
+        "channel": np.array(CHANNELS)[t["channel"][term]],
+        "terminal_id": t["terminal_id"][term],
+        "lat": fmt.optional_decimals(t["lat"][term], has_coords, 6),
+        "lon": fmt.optional_decimals(t["lon"][term], has_coords, 6),
+        "pincode": np.where(w["has_pin"].to_numpy() | ~has_coords, t["pincode"][term], ""),
         "amount_inr": fmt.decimals(w["amount"].to_numpy(), 2),
         "withdrawn_at": fmt.timestamps(w["at"].to_numpy(), w["style"].to_numpy()),
     }
@@ -141,13 +147,7 @@ def csv_field(value: str) -> str:
 
 def join_lines(columns: dict[str, np.ndarray]) -> list[str]:
     """Clean fields never contain a comma or a quote, so joining is quoting-correct."""
-    cols = list(columns.values())
-    if len(cols[0]) == 0:
-        return []
-    line = cols[0].astype(str)
-    for col in cols[1:]:
-        line = np.strings.add(np.strings.add(line, ","), col.astype(str))
-    return line.tolist()
+    return [",".join(fields) for fields in zip(*(np.asarray(c).tolist() for c in columns.values()), strict=True)]
 
 
 def file_bytes(header: tuple[str, ...], lines: list[str]) -> bytes:
@@ -163,12 +163,12 @@ def choose_file_names(rng: np.random.Generator) -> dict[str, str]:
         plain = rng.random(len(ENTITIES)) < 0.5
         if not plain.any():
             plain[rng.integers(len(ENTITIES))] = True
-    return {e: file_candidates(e)[0 if p else 1] for e, p in zip(ENTITIES, plain)}
+    return {e: file_candidates(e)[0 if p else 1] for e, p in zip(ENTITIES, plain, strict=True)}
 
 
 def gzip_bytes(data: bytes) -> bytes:
     """Deterministic gzip: no file name, mtime 0."""
-    return gzip.compress(data, compresslevel=6, mtime=0)
+    return gzip.compress(data, compresslevel=5, mtime=0)
 
 
 def write_extract(folder: Path, date: str, files: dict[str, tuple[bytes, int]]) -> None:
@@ -211,7 +211,4 @@ class GzCsv:
         self._raw.close()
 
 
-ENTITY_TEXT = {"complaints": complaint_text, "transactions": txn_text, "withdrawals": withdrawal_text}
-HEADERS = {e: COLUMNS[e] for e in ENTITIES}
 SORT_KEYS = {"complaints": ["updated", "ack"], "transactions": ["at", "serial"], "withdrawals": ["at", "serial"]}
-__all__ = ["Outbox", "ENTITY_TEXT", "HEADERS", "SORT_KEYS", "write_extract", "GzCsv", "_sorted"]

@@ -33,8 +33,8 @@ def hex_tokens(prefix: str, n: np.ndarray, width: int = 16) -> np.ndarray:
     mixed = mix64(n)
     if width < 16:
         mixed = mixed >> np.uint64(4 * (16 - width))
-    out = np.char.mod(f"{prefix}%0{width}x", mixed.astype(object)) if len(mixed) else np.array([], dtype=str)
-    return np.asarray(out, dtype=str)
+    pattern = f"{prefix}%0{width}x"
+    return np.array([pattern % v for v in mixed.tolist()], dtype=object)
 
 
 def ack_numbers(state_code: np.ndarray, serial: np.ndarray) -> np.ndarray:

@@ -198,12 +198,11 @@ class FraudDay:
             hops.append(hop)
         ack = c["ack"].to_numpy()
         txns = self._txn_frame(ack, hops)
-        done = hops
         arrivals = pd.DataFrame({
-            "mule": np.concatenate([h.to[h.cashes_out] for h in done]),
-            "at": np.concatenate([h.at[h.cashes_out] for h in done]),
-            "amount": np.concatenate([h.amount[h.cashes_out] for h in done]),
-            "ack": np.concatenate([ack[h.comp[h.cashes_out]] for h in done]),
+            "mule": np.concatenate([h.to[h.cashes_out] for h in hops]),
+            "at": np.concatenate([h.at[h.cashes_out] for h in hops]),
+            "amount": np.concatenate([h.amount[h.cashes_out] for h in hops]),
+            "ack": np.concatenate([ack[h.comp[h.cashes_out]] for h in hops]),
         })
         np.add.at(self.book.mules.hits, txns["to"].to_numpy()[txns["status"].to_numpy() == 0], 1)
         return txns, arrivals

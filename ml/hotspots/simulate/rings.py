@@ -28,7 +28,7 @@ EMERGE_PER_RING = 1 / 450  # new rings per day, per initial ring
 MIN_AGE_FOR_RAID = 20      # days: a new ring is not raided at once
 N_SLOTS = 4                # terminals a mule account uses: 3 near the base, maybe 1 farther
 NEAR_KM, FAR_KM = 15.0, 60.0
-POOL_SIZE = 40
+POOL_SIZE = 30
 MULE_LIFETIME_DAYS = 70
 FREEZE_PER_HIT = 0.004     # each credit the bank sees raises the chance the account is frozen
 
@@ -140,10 +140,11 @@ class RingBook:
         self.mules = MuleAccounts()
         self.on_freeze = None  # callback(mule indices): the money waiting in them is gone
         self.events: dict[int, str] = {}
+        self.event_counts: dict[str, int] = {}
         self._district_weight = np.bincount(world.anchors["district_idx"], minlength=len(world.districts))
         self._hotspot_idx = self._hotspot_districts()
         n = ring_count(scale)
-        n_hot = min(sum(h.rings for h in HOTSPOTS), int(np.ceil(0.6 * n)))
+        n_hot = min(sum(h[2] for h in self._hotspot_idx), int(np.ceil(0.6 * n)))
         for k, (district, profile) in enumerate(self._initial_bases(n, n_hot)):
             self._new_ring(district, profile, day, hot=k < n_hot, emerging=False)
         self.initial_count = n
@@ -151,17 +152,18 @@ class RingBook:
         self.expected_complaints = np.zeros(len(self.rings))
 
     # ---------------------------------------------------------------- set-up
-    def _hotspot_districts(self) -> list[tuple[int, int]]:
+    def _hotspot_districts(self) -> list[tuple[int, int, int]]:
+        """(district index, profile index, initial rings) of the hotspots the gazetteer knows."""
         d = self.world.districts
         out = []
         for h in HOTSPOTS:
             hit = np.flatnonzero((d["district"] == h.district).to_numpy() & (d["state"] == h.state).to_numpy())
             if len(hit):
-                out.append((int(hit[0]), PROFILE_NAMES.index(h.profile)))
+                out.append((int(hit[0]), PROFILE_NAMES.index(h.profile), h.rings))
         return out
 
     def _initial_bases(self, n: int, n_hot: int) -> list[tuple[int, int]]:
-        slots = [(d, p) for (d, p), h in zip(self._hotspot_idx, HOTSPOTS) for _ in range(h.rings)]
+        slots = [(d, p) for d, p, rings in self._hotspot_idx for _ in range(rings)]
         bases = slots[:n_hot]
         bases += [(self._random_district(), PROFILE_NAMES.index("national")) for _ in range(n - len(bases))]
         return bases
@@ -204,7 +206,7 @@ class RingBook:
         near = np.flatnonzero(d <= NEAR_KM)
         if len(near) < 10:
             near = np.argsort(d, kind="stable")[:10]
-        w = np.exp(-d[near] / 5.0) * self.rng.lognormal(0.0, 1.0, len(near))
+        w = np.exp(-d[near] / 3.0) * self.rng.lognormal(0.0, 2.0, len(near))
         keep = np.argsort(-w, kind="stable")[:POOL_SIZE]
         ring.pool, ring.pool_w = near[keep], w[keep] / w[keep].sum()
         far = np.flatnonzero((d > NEAR_KM) & (d <= FAR_KM))
@@ -216,14 +218,14 @@ class RingBook:
         also at one farther away: the habit that makes past cash-out cells predictive."""
         rng, k = self.rng, len(idx)
         near = ring.pool[rng.choice(len(ring.pool), size=(k, N_SLOTS - 1), p=ring.pool_w)]
-        w = rng.dirichlet(np.full(N_SLOTS - 1, 0.8), size=k)
-        far = rng.random(k) < 0.12
+        w = rng.dirichlet(np.full(N_SLOTS - 1, 0.5), size=k)
+        far = rng.random(k) < 0.08
         terms = np.full((k, N_SLOTS), -1, dtype=np.int64)
         tw = np.zeros((k, N_SLOTS))
         terms[:, : N_SLOTS - 1] = near
-        tw[:, : N_SLOTS - 1] = w * np.where(far, 0.85, 1.0)[:, None]
+        tw[:, : N_SLOTS - 1] = w * np.where(far, 0.9, 1.0)[:, None]
         terms[far, N_SLOTS - 1] = rng.choice(ring.far_pool, size=int(far.sum()))
-        tw[far, N_SLOTS - 1] = 0.15
+        tw[far, N_SLOTS - 1] = 0.1
         self.mules.terms[idx] = terms
         self.mules.tw[idx] = tw
 
@@ -264,11 +266,17 @@ class RingBook:
         self._hazards(day)
         self._emergence(day)
         self._drift_activity()
-        self.reference_activity += (self.total_activity() - self.reference_activity) / 60.0
+        # National volume follows total activity only within bounds: a raid dents it for a few
+        # weeks, but new rings cannot inflate it without limit (scale 1.0 stays ~8,000 a day).
+        total = self.total_activity()
+        self.reference_activity += (total - self.reference_activity) / 30.0
+        level = float(np.clip(total / self.reference_activity, 0.85, 1.1)) / total
         self.expected_complaints = np.array(
-            [national_rate * r.activity / self.reference_activity if r.status != DISSOLVED else 0.0
-             for r in self.rings])
+            [national_rate * r.activity * level if r.status != DISSOLVED else 0.0 for r in self.rings])
         self._churn_mules()
+        for e in self.events.values():
+            kind = e.split()[0]
+            self.event_counts[kind] = self.event_counts.get(kind, 0) + 1
 
     def _scheduled_outcomes(self, day: int) -> None:
         for i, ring in enumerate(self.rings):
@@ -332,7 +340,7 @@ class RingBook:
     def _emergence(self, day: int) -> None:
         for _ in range(self.rng.poisson(self.initial_count * EMERGE_PER_RING)):
             if self.rng.random() < 0.5 and self._hotspot_idx:
-                district, profile = self._hotspot_idx[int(self.rng.integers(len(self._hotspot_idx)))]
+                district, profile, _ = self._hotspot_idx[int(self.rng.integers(len(self._hotspot_idx)))]
                 hot = True
             else:
                 district, profile, hot = self._random_district(), PROFILE_NAMES.index("national"), False

@@ -24,8 +24,8 @@ H3_RES = 8
 _VICTIM_WEIGHT = {"HO": 25.0, "PO": 6.0, "BO": 1.0}
 # Mean number of cash terminals per office, and their channel mix.
 _TERMINALS_PER_OFFICE = {"HO": 5.0, "PO": 1.8, "BO": 0.35}
-_TOWN_CHANNELS = {"ATM": 0.74, "BRANCH": 0.08, "POS_CASH": 0.10, "AEPS": 0.04, "MICRO_ATM": 0.04}
-_VILLAGE_CHANNELS = {"ATM": 0.25, "BRANCH": 0.02, "POS_CASH": 0.08, "AEPS": 0.35, "MICRO_ATM": 0.30}
+_TOWN_CHANNELS = {"ATM": 0.78, "BRANCH": 0.07, "POS_CASH": 0.07, "AEPS": 0.04, "MICRO_ATM": 0.04}
+_VILLAGE_CHANNELS = {"ATM": 0.45, "BRANCH": 0.02, "POS_CASH": 0.07, "AEPS": 0.25, "MICRO_ATM": 0.21}
 # Share of terminals known only by PIN code (no coordinates in the bank's report).
 _PIN_ONLY = {"ATM": 0.05, "BRANCH": 0.05, "POS_CASH": 0.10, "AEPS": 0.30, "MICRO_ATM": 0.30}
 _TERMINAL_PREFIX = {"ATM": "ATM", "BRANCH": "BRN", "POS_CASH": "POS", "AEPS": "AEPS", "MICRO_ATM": "MATM"}
@@ -98,7 +98,7 @@ def km_between(lat1, lon1, lat2, lon2) -> np.ndarray:
 
 
 def h3_cells(lat: np.ndarray, lon: np.ndarray, res: int = H3_RES) -> np.ndarray:
-    return np.array([h3.latlng_to_cell(a, b, res) for a, b in zip(lat.tolist(), lon.tolist())], dtype=object)
+    return np.array([h3.latlng_to_cell(a, b, res) for a, b in zip(lat.tolist(), lon.tolist(), strict=True)], dtype=object)
 
 
 def _title(names: pd.Series) -> pd.Series:
@@ -116,6 +116,13 @@ class World:
     branch_ifsc: np.ndarray    # (n_districts, BRANCHES_PER_DISTRICT) IFSC codes
     pins: pd.DataFrame         # the PIN directory (pincode, state, district, lat, lon)
     state_codes: dict[str, int]
+
+    def __post_init__(self) -> None:
+        # Plain numpy columns (text as object arrays): fast fancy indexing in the daily loop.
+        self.v = {c: self.victims[c].to_numpy(dtype=object if self.victims[c].dtype == "str" else None)
+                  for c in self.victims.columns}
+        self.t = {c: self.terminals[c].to_numpy(dtype=object if self.terminals[c].dtype == "str" else None)
+                  for c in self.terminals.columns}
 
 
 def build_world(rng: np.random.Generator) -> World:

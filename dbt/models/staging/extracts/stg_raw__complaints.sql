@@ -20,7 +20,8 @@ renamed as (
         case when victim_lon is not null
             then st_setsrid(st_makepoint(victim_lon, victim_lat), 4326)
         end as victim_geom,
-        extract_date,
+        first_extract_date as extract_date,
+        extract_date as latest_extract_date,
         dq_flags
     from source
 )

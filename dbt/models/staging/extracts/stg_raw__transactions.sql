@@ -16,7 +16,8 @@ renamed as (
         txn_at,
         (txn_at at time zone 'Asia/Kolkata')::date as txn_date,
         status,
-        extract_date
+        first_extract_date as extract_date,
+        extract_date as latest_extract_date
     from source
 )
 

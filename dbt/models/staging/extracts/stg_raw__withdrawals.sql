@@ -21,7 +21,8 @@ renamed as (
         w.amount_inr::double precision as amount_inr,
         w.withdrawn_at,
         (w.withdrawn_at at time zone 'Asia/Kolkata')::date as withdrawn_date,
-        w.extract_date,
+        w.first_extract_date as extract_date,
+        w.extract_date as latest_extract_date,
         w.pincode,
         coalesce(w.h3_cell, p.h3_cell) as h3_cell,
         case
