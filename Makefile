@@ -59,7 +59,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: help deps db warehouse airflow-init run simulate ingest features report test test-unit lint up down env lock clean-local
+.PHONY: help deps db warehouse airflow-init run simulate ingest features report bench test test-unit lint up down env lock clean-local
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -115,6 +115,9 @@ endif
 
 report: warehouse ## print what the warehouse holds: loaded, quarantined, rejected, by extract
 	@$(PY) -m hotspots.cli report
+
+bench: deps db ## benchmarks that print figures: ingest and dbt builds at national scale (BENCH_DAYS, BENCH_SCALE)
+	@$(PY) -m hotspots.bench --days $(or $(BENCH_DAYS),730) --scale $(or $(BENCH_SCALE),1.0)
 
 test: deps db airflow-init ## install what is missing and run the whole test suite
 	@$(PY) -m pytest -q -p no:cacheprovider $(or $(PYTEST_ARGS),tests)

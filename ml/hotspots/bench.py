@@ -1,0 +1,143 @@
+"""Benchmarks that print figures (`make bench`): ingest throughput and the dbt feature build.
+
+At national scale (SCALE=1.0) over a long history: simulate (reused when already
+there), ingest all extract dates but the last, build the features from scratch
+(the full rebuild), then ingest the last date and build incrementally (the daily
+run). Prints wall times, rows, and the cost of each dbt model from run_results.json.
+Figures are printed and appended to .local/bench/results.jsonl, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from hotspots import db, settings
+
+
+def _sh(cmd: list[str], env: dict | None = None) -> str:
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        sys.stderr.write(p.stdout[-3000:] + p.stderr[-3000:])
+        raise SystemExit(f"bench: {' '.join(cmd[:3])} failed")
+    return p.stdout
+
+
+def _dbt(args: list[str], warehouse: str, target: Path) -> tuple[float, list[dict]]:
+    dbt_dir = settings.ROOT / "dbt"
+    env = dict(os.environ, WAREHOUSE=warehouse, DBT_PROFILES_DIR=str(dbt_dir))
+    t0 = time.perf_counter()
+    _sh(["dbt", *args, "--project-dir", str(dbt_dir), "--target-path", str(target), "--log-path",
+         str(target / "logs")], env)
+    secs = time.perf_counter() - t0
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    return secs, [{"node": r["unique_id"].split(".")[-1], "seconds": round(r["execution_time"], 2),
+                   "rows": (r.get("adapter_response") or {}).get("rows_affected")} for r in results]
+
+
+def _print_models(title: str, models: list[dict]) -> None:
+    print(f"  {title}: cost per model (slowest first)")
+    for m in sorted(models, key=lambda m: -m["seconds"])[:12]:
+        print(f"    {m['node']:45s} {m['seconds']:8.2f} s  rows {m['rows']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--days", type=int, default=730)
+    p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--start", default="2024-11-01")
+    p.add_argument("--warehouse", default="bench")
+    a = p.parse_args(argv)
+
+    from hotspots.cli import ingest, init_warehouse
+    from hotspots.geo.cells import register_cells
+    from hotspots.ingest import load
+    from hotspots.simulate import simulate
+
+    base = settings.ROOT / ".local" / "bench" / f"s{a.scale}-d{a.days}-seed{a.seed}"
+    landing, marker = base / "extracts", base / ".complete"
+    figures: dict = {"at": datetime.now(timezone.utc).isoformat(), "days": a.days, "scale": a.scale}
+    if not marker.exists():
+        shutil.rmtree(base, ignore_errors=True)
+        t0 = time.perf_counter()
+        summary = simulate(landing, a.start, a.days, a.scale, a.seed, truth=base / "truth", progress=True)
+        figures["simulate_s"] = round(time.perf_counter() - t0, 1)
+        print(f"bench: simulated {a.days} days at scale {a.scale} in {figures['simulate_s']} s: {summary}")
+        marker.touch()
+    dates, _ = load.discover(landing)
+    held_back = dates[-1]
+    partial = base / "landing-but-last"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    for d in dates[:-1]:
+        (partial / d).symlink_to(landing / d)
+
+    _sh([str(settings.ROOT / "scripts" / "pg.sh"), "ensure-db", a.warehouse, "postgis"])
+    conn = db.connect(a.warehouse)
+    with conn, conn.cursor() as cur:
+        cur.execute("drop schema if exists raw, ingest, staging, intermediate, marts cascade")
+        cur.execute("delete from ref.h3_neighbours where true" if _has(cur, "ref.h3_neighbours") else "select 1")
+        cur.execute("delete from ref.h3_cells where true" if _has(cur, "ref.h3_cells") else "select 1")
+    conn.close()
+    init_warehouse(a.warehouse)
+
+    t0 = time.perf_counter()
+    ingest(partial, a.warehouse)
+    figures["ingest_s"] = round(time.perf_counter() - t0, 1)
+    conn = db.connect(a.warehouse)
+    with conn.cursor() as cur:
+        cur.execute("select sum(rows_read), count(*) from ingest.extract_ledger where status = 'loaded'")
+        rows, n = cur.fetchone()
+    rows = int(rows)
+    figures["ingest_rows"] = rows
+    figures["ingest_rows_per_s"] = round(rows / figures["ingest_s"])
+    print(f"bench: ingest {n} extract dates, {rows} rows in {figures['ingest_s']} s "
+          f"({figures['ingest_rows_per_s']} rows/s, {figures['ingest_s'] / n:.2f} s per date)")
+
+    t0 = time.perf_counter()
+    cells = register_cells(conn)
+    figures["register_cells_s"] = round(time.perf_counter() - t0, 1)
+    target = settings.ROOT / ".local" / "bench" / "dbt-target"
+    _dbt(["seed"], a.warehouse, target)
+    figures["full_build_s"], full = _dbt(["run", "--full-refresh"], a.warehouse, target)
+    print(f"bench: {cells} cells registered in {figures['register_cells_s']} s; "
+          f"dbt full rebuild {figures['full_build_s']:.1f} s (target < 600 s)")
+    _print_models("full rebuild", full)
+
+    (partial / held_back).symlink_to(landing / held_back)
+    load.load_extract(partial, held_back, a.warehouse)
+    t0 = time.perf_counter()
+    register_cells(conn)
+    _, inc = _dbt(["run"], a.warehouse, target)
+    figures["incremental_build_s"] = time.perf_counter() - t0
+    print(f"bench: daily incremental build (one new extract date, cells + dbt run) "
+          f"{figures['incremental_build_s']:.1f} s (target < 30 s)")
+    _print_models("incremental", inc)
+    with conn.cursor() as cur:
+        for t in ("raw.withdrawals", "marts.dim_cells", "marts.fct_cell_daily_features", "marts.fct_cell_targets"):
+            cur.execute(f"select count(*) from {t}")
+            figures[f"rows_{t}"] = cur.fetchone()[0]
+            print(f"  rows {t:34s} {figures[f'rows_{t}']:>12}")
+    conn.close()
+    out = settings.ROOT / ".local" / "bench" / "results.jsonl"
+    with out.open("a") as f:
+        f.write(json.dumps(figures, default=float) + "\n")
+    print(f"bench: figures appended to {out}")
+    return 0
+
+
+def _has(cur, table: str) -> bool:
+    cur.execute("select to_regclass(%s) is not null", (table,))
+    return cur.fetchone()[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
