@@ -70,7 +70,7 @@ ensure_db() {
     echo "pg: created database $db"
   fi
   if [ "${2:-}" = postgis ]; then
-    psql -d "$db" -qX -c "create extension if not exists postgis" >/dev/null
+    PGOPTIONS="-c client_min_messages=warning" psql -d "$db" -qX -c "create extension if not exists postgis" >/dev/null
   fi
 }
 
