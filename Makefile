@@ -119,7 +119,7 @@ report: warehouse ## print what the warehouse holds: loaded, quarantined, reject
 bench: deps db ## benchmarks that print figures: ingest and dbt builds at national scale (BENCH_DAYS, BENCH_SCALE)
 	@$(PY) -m hotspots.bench --days $(or $(BENCH_DAYS),730) --scale $(or $(BENCH_SCALE),1.0)
 
-test: deps db airflow-init ## install what is missing and run the whole test suite
+test: deps db airflow-init lint ## install what is missing, lint, and run the whole test suite
 	@$(PY) -m pytest -q -p no:cacheprovider $(or $(PYTEST_ARGS),tests)
 
 test-unit: $(PIPELINE_STAMP) ## fast tests only (no database)

@@ -40,7 +40,7 @@ def reasons(chk):
 
 
 def flags(chk):
-    return {int(line): f for line, f in zip(chk.rows["_line"], chk.rows["dq_flags"])}
+    return {int(line): f for line, f in zip(chk.rows["_line"], chk.rows["dq_flags"], strict=False)}
 
 
 def test_clean_row_loads_without_flags_and_mobile_is_hashed(tmp_path):
@@ -158,7 +158,7 @@ def test_transactions_layer_ifsc_and_positive_amount(tmp_path):
             "COMPLETED"]
 
     def t(i, **over):
-        row = dict(zip(contract.COLUMNS["transactions"], base))
+        row = dict(zip(contract.COLUMNS["transactions"], base, strict=False))
         row["txn_id"] = f"TX{i}"
         row.update(over)
         return ",".join(row.values())

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from hotspots import contract as C
 from hotspots.geo.gazetteer import district_matches, in_india, name_key, pin_directory
 from hotspots.simulate import simulate

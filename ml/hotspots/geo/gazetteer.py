@@ -97,7 +97,7 @@ def _india_cells() -> frozenset[int]:
     import h3
 
     df = _all_offices().dropna(subset=["lat"])
-    cells = {h3.str_to_int(h3.latlng_to_cell(a, b, _IN_INDIA_RES)) for a, b in zip(df["lat"], df["lon"])}
+    cells = {h3.str_to_int(h3.latlng_to_cell(a, b, _IN_INDIA_RES)) for a, b in zip(df["lat"], df["lon"], strict=False)}
     grown = set(cells)
     for c in cells:
         grown.update(h3.str_to_int(x) for x in h3.grid_disk(h3.int_to_str(c), 1))
@@ -127,7 +127,7 @@ def h3_cells(lat, lon, res: int = H3_RES) -> list[str | None]:
     import h3
 
     return [h3.latlng_to_cell(a, b, res) if np.isfinite(a) and np.isfinite(b) else None
-            for a, b in zip(np.asarray(lat, dtype=float), np.asarray(lon, dtype=float))]
+            for a, b in zip(np.asarray(lat, dtype=float), np.asarray(lon, dtype=float), strict=False)]
 
 
 _STATE_ALIASES = {

@@ -131,7 +131,7 @@ def _pin_states() -> dict[str, str]:
     from hotspots.geo import gazetteer
 
     d = gazetteer.pin_directory()
-    return dict(zip(d["pincode"], d["state"]))
+    return dict(zip(d["pincode"], d["state"], strict=False))
 
 
 def _repair_coords(df: pd.DataFrame, lat_c: str, lon_c: str, flags: list[list[str]]) -> None:
@@ -171,7 +171,7 @@ def _repair_victim_pin(df: pd.DataFrame, flags: list[list[str]]) -> None:
     from hotspots.geo.gazetteer import district_matches, name_key
 
     districts, states = _pin_districts(), _pin_states()
-    for i, (pin, st, dist) in enumerate(zip(df["victim_pincode"], df["victim_state"], df["victim_district"])):
+    for i, (pin, st, dist) in enumerate(zip(df["victim_pincode"], df["victim_state"], df["victim_district"], strict=False)):
         if pin is None or pd.isna(pin):
             continue
         if pin not in states:
@@ -363,7 +363,7 @@ def check_file(raw: RawFile, extract_date: date, cfg: settings.IngestConfig, key
     rows = df.loc[ok].drop(columns=["_raw"] + (["layer_text"] if entity == "transactions" else []))
     if entity == "transactions":
         rows["layer"] = rows["layer"].astype("int64")
-    repaired = int(sum(1 for f, good in zip(flags, ok) if f and good))
+    repaired = int(sum(1 for f, good in zip(flags, ok, strict=False) if f and good))
     quarantine.sort(key=lambda r: r.line_no)
     return Checked(rows.reset_index(drop=True), quarantine, repaired, checks)
 
