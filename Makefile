@@ -122,7 +122,7 @@ bench: deps db ## benchmarks that print figures: ingest and dbt builds at nation
 test: deps db airflow-init lint ## install what is missing, lint, and run the whole test suite
 	@$(PY) -m pytest -q -p no:cacheprovider $(or $(PYTEST_ARGS),tests)
 
-test-unit: $(PIPELINE_STAMP) ## fast tests only (no database)
+test-unit: db airflow-init ## fast tests only (DAG parsing needs Airflow's metadata database)
 	@$(PY) -m pytest -q -p no:cacheprovider -m "not integration" tests
 
 lint: $(PIPELINE_STAMP) ## ruff (with Airflow rules)
