@@ -117,7 +117,7 @@ report: warehouse ## print what the warehouse holds: loaded, quarantined, reject
 	@$(PY) -m hotspots.cli report
 
 bench: deps db ## benchmarks that print figures: ingest and dbt builds at national scale (BENCH_DAYS, BENCH_SCALE)
-	@$(PY) -m hotspots.bench --days $(or $(BENCH_DAYS),730) --scale $(or $(BENCH_SCALE),1.0)
+	@$(PY) -m hotspots.bench --days $(or $(BENCH_DAYS),730) --scale $(or $(BENCH_SCALE),1.0) $(BENCH_ARGS)
 
 test: deps db airflow-init lint ## install what is missing, lint, and run the whole test suite
 	@$(PY) -m pytest -q -p no:cacheprovider $(or $(PYTEST_ARGS),tests)

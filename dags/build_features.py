@@ -1,9 +1,10 @@
 """Build the H3 feature warehouse with dbt (through Cosmos) after each ingest.
 
 register_cells (H3 geometry, parents, neighbours: no H3 in PostgreSQL here) ->
-dbt task group (staging -> intermediate -> marts, one task per model; then every test,
-unit tests and relationships across models included, in one task) ->
-publish (emits the cell_features Asset). Triggered by the raw_extracts Asset.
+dbt_features (the daily path: fct_cell_daily_features and everything it reads, one task
+per model, then their tests and unit tests) -> publish (emits the cell_features Asset:
+forecasting can start) -> dbt_marts (targets, cells, districts, money trail, then every
+remaining test, relationships across both groups included). Triggered by raw_extracts.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from pathlib import Path
 
 from airflow.sdk import Param, dag, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
 
 from hotspots.assets import CELL_FEATURES, RAW_EXTRACTS
 
+DAILY_PATH = "+fct_cell_daily_features"
 DBT_DIR = Path(os.environ.get("HOTSPOTS_ROOT", Path(__file__).resolve().parents[1])) / "dbt"
 
 
@@ -46,17 +48,26 @@ def build_features():
         print(f"progress: {n} new H3 cells registered")
         return n
 
-    dbt = DbtTaskGroup(
-        group_id="dbt",
-        project_config=ProjectConfig(dbt_project_path=DBT_DIR),
-        profile_config=ProfileConfig(profile_name="hotspots", target_name="warehouse",
-                                     profiles_yml_filepath=DBT_DIR / "profiles.yml"),
-        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
-                                         invocation_mode=InvocationMode.DBT_RUNNER),
-        render_config=RenderConfig(load_method=LoadMode.DBT_LS, select=["path:models", "path:seeds"],
-                                   test_behavior=TestBehavior.AFTER_ALL, emit_datasets=False),
-        operator_args={"env": {"WAREHOUSE": "{{ params.warehouse }}"}, "append_env": True, "install_deps": False},
-    )
+    def dbt_group(group_id: str, indirect: TestIndirectSelection, **selection) -> DbtTaskGroup:
+        return DbtTaskGroup(
+            group_id=group_id,
+            project_config=ProjectConfig(dbt_project_path=DBT_DIR),
+            profile_config=ProfileConfig(profile_name="hotspots", target_name="warehouse",
+                                         profiles_yml_filepath=DBT_DIR / "profiles.yml"),
+            execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
+                                             invocation_mode=InvocationMode.DBT_RUNNER,
+                                             test_indirect_selection=indirect),
+            render_config=RenderConfig(load_method=LoadMode.DBT_LS, test_behavior=TestBehavior.AFTER_ALL,
+                                       emit_datasets=False, **selection),
+            operator_args={"env": {"WAREHOUSE": "{{ params.warehouse }}"}, "append_env": True,
+                           "install_deps": False},
+        )
+
+    # The daily path first: its tests only where all their models are in it (cautious).
+    features = dbt_group("dbt_features", TestIndirectSelection.CAUTIOUS, select=[DAILY_PATH])
+    # Then the rest: tests touching any of its models (eager), so tests across both groups run here.
+    marts = dbt_group("dbt_marts", TestIndirectSelection.EAGER, select=["path:models", "path:seeds"],
+                      exclude=[DAILY_PATH])
 
     @task(outlets=[CELL_FEATURES])
     def publish(params=None) -> dict:
@@ -71,7 +82,7 @@ def build_features():
         print(f"summary: features {rows} rows, {cells} cells, feature dates {first} .. {last}")
         return {"rows": rows, "cells": cells, "first": str(first), "last": str(last)}
 
-    register_cells() >> dbt >> publish()
+    register_cells() >> features >> publish() >> marts
 
 
 build_features()

@@ -68,3 +68,15 @@ def test_ingest_dag_shape(dagbag):
     assert dag.task_dict["load_extract"].max_active_tis_per_dagrun == 1
     assert "wait_for_manifests" in dag.task_dict["discover_extracts"].upstream_task_ids
     assert {a.name for a in dag.task_dict["summarise"].outlets} == {"raw_extracts"}
+
+
+def test_features_dag_publishes_after_the_daily_path(dagbag):
+    dag = dagbag.dags["build_features"]
+    ids = set(dag.task_dict)
+    assert "dbt_features.fct_cell_daily_features_run" in ids and "dbt_marts.fct_cell_targets_run" in ids
+    assert not any(t.startswith("dbt_features.") and "money_trail" in t for t in ids)
+    upstream = dag.task_dict["publish"].get_flat_relative_ids(upstream=True)
+    downstream = dag.task_dict["publish"].get_flat_relative_ids(upstream=False)
+    assert "dbt_features.fct_cell_daily_features_run" in upstream and "register_cells" in upstream
+    assert {t for t in ids if t.startswith("dbt_marts.")} <= downstream
+    assert {a.name for a in dag.task_dict["publish"].outlets} == {"cell_features"}

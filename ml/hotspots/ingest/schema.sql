@@ -101,6 +101,7 @@ create table if not exists raw.transactions (
 create index if not exists transactions_ack_no on raw.transactions (ack_no);
 create index if not exists transactions_to_account on raw.transactions (to_account);
 create index if not exists transactions_extract_date on raw.transactions (extract_date);
+create index if not exists transactions_first_extract_date on raw.transactions (first_extract_date);
 
 create table if not exists raw.withdrawals (
     withdrawal_id text primary key,
@@ -122,6 +123,7 @@ create table if not exists raw.withdrawals (
 );
 create index if not exists withdrawals_account on raw.withdrawals (account);
 create index if not exists withdrawals_extract_date on raw.withdrawals (extract_date);
+create index if not exists withdrawals_first_extract_date on raw.withdrawals (first_extract_date);
 
 -- Records that arrived before what they point at. They are kept; these views show
 -- what is still unlinked, and empty out as the complaints and transfers arrive.

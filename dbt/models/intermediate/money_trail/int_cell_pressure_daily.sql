@@ -2,13 +2,24 @@
 -- accounts that, as far as was known on that date, had cashed out in a cell before.
 -- Each transfer's amount is shared equally among the cells its receiving account
 -- was known to use. Only completed transfers count (held or reversed money is not
--- withdrawn). Grain: (h3_cell, arrival_date).
+-- withdrawn). Grain: (h3_cell, arrival_date). Incremental by arrival date: a day's
+-- pressure is fixed once the extracts up to it are in (see macros/feature_dates.sql).
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='arrival_date',
+    indexes=[{'columns': ['arrival_date', 'h3_cell'], 'unique': true}],
+) }}
 with
 
+bounds as (
+    select {{ build_date_start('arrival_date', 0) }} as first_date, {{ build_date_end(0) }} as last_date
+),
+
 transfers as (
-    select txn_id, ack_no, to_account, amount_inr, extract_date as arrival_date
-    from {{ ref('stg_raw__transactions') }}
-    where status = 'COMPLETED'
+    select t.txn_id, t.ack_no, t.to_account, t.amount_inr, t.extract_date as arrival_date
+    from {{ ref('stg_raw__transactions') }} as t, bounds as b
+    where t.status = 'COMPLETED' and t.extract_date between b.first_date and b.last_date
 ),
 
 known_cells as (
@@ -46,6 +57,7 @@ select
         where category in ('CUSTOMER_CARE', 'KYC_IMPERSONATION', 'DIGITAL_ARREST')
     ) as pressure_impersonation,
     sum(transfer_share) filter (where category in ('INVESTMENT', 'JOB', 'LOAN_APP')) as pressure_scheme,
-    sum(transfer_share) filter (where category in ('SEXTORTION', 'OTHER')) as pressure_other
+    sum(transfer_share) filter (where category in ('SEXTORTION', 'OTHER')) as pressure_other,
+    now() as built_at
 from shared
 group by 1, 2

@@ -12,7 +12,7 @@
 with
 
 bounds as (
-    select {{ feature_date_start() }} as first_date, {{ feature_date_end() }} as last_date
+    select {{ build_date_start() }} as first_date, {{ build_date_end() }} as last_date
 ),
 
 windows as (

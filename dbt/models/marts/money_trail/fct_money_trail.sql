@@ -1,5 +1,7 @@
--- Each reported transfer with its complaint (when it has arrived) and the cash
--- withdrawals its receiving account made afterwards. Grain: txn_id.
+-- Each reported transfer with its complaint (when it has arrived) and the cash-out
+-- record of its receiving account. Grain: txn_id. (Per-transfer matching of later
+-- withdrawals would join every transfer to every withdrawal of busy mule accounts;
+-- the account's record says where the money is likely to have left.)
 with
 
 transfers as (
@@ -10,21 +12,8 @@ complaints as (
     select * from {{ ref('stg_raw__complaints') }}
 ),
 
-withdrawals as (
-    select * from {{ ref('stg_raw__withdrawals') }}
-),
-
-cashouts as (
-    select
-        t.txn_id,
-        count(w.withdrawal_id)::integer as n_withdrawals_after,
-        sum(w.amount_inr) as amount_withdrawn_after,
-        min(w.withdrawn_at) as first_withdrawn_at,
-        array_agg(distinct w.h3_cell) filter (where w.h3_cell is not null) as withdrawal_cells
-    from transfers as t
-    inner join withdrawals as w
-        on t.to_account = w.account and w.withdrawn_at >= t.txn_at
-    group by 1
+mule_accounts as (
+    select * from {{ ref('dim_mule_accounts') }}
 )
 
 select
@@ -42,10 +31,10 @@ select
     t.txn_at,
     t.status as transfer_status,
     t.extract_date,
-    coalesce(x.n_withdrawals_after, 0) as n_withdrawals_after,
-    coalesce(x.amount_withdrawn_after, 0) as amount_withdrawn_after,
-    x.first_withdrawn_at,
-    x.withdrawal_cells
+    coalesce(m.n_withdrawals, 0) as receiver_n_withdrawals,
+    coalesce(m.amount_withdrawn_inr, 0) as receiver_amount_withdrawn_inr,
+    m.n_cashout_cells as receiver_n_cashout_cells,
+    m.cashout_cells as receiver_cashout_cells
 from transfers as t
 left join complaints as c on t.ack_no = c.ack_no
-left join cashouts as x on t.txn_id = x.txn_id
+left join mule_accounts as m on t.to_account = m.account
