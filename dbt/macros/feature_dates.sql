@@ -9,7 +9,10 @@
 #}
 {% macro build_date_start(date_column='feature_date', offset=1) -%}
     {%- set ledger = source('ingest', 'extract_ledger') -%}
-    {%- if is_incremental() -%}
+    {#- A table built by an older version of the model (no built_at) is rebuilt whole. -#}
+    {%- set existing = adapter.get_columns_in_relation(this) | map(attribute='name') | list
+        if is_incremental() else [] -%}
+    {%- if is_incremental() and 'built_at' in existing -%}
     (select coalesce(least(
         (select max({{ date_column }}) + 1 from {{ this }}),
         (select min(extract_date) + {{ offset }} from {{ ledger }}

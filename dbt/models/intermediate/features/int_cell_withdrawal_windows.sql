@@ -1,6 +1,7 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
     unique_key='feature_date',
     indexes=[{'columns': ['feature_date', 'h3_cell'], 'unique': true}, {'columns': ['h3_cell']}],
 ) }}

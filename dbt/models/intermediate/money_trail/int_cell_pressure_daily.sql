@@ -7,6 +7,7 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
     unique_key='arrival_date',
     indexes=[{'columns': ['arrival_date', 'h3_cell'], 'unique': true}],
 ) }}
