@@ -161,25 +161,17 @@ def verify_manifest(folder: Path, man: dict, real: dict[str, str]) -> dict[str, 
 # ---------------------------------------------------------------- COPY and upsert
 
 
-def _copy_value(v) -> str:
-    if not isinstance(v, list | tuple) and pd.isna(v):
-        return r"\N"
-    if isinstance(v, pd.Timestamp | datetime):
-        return v.isoformat()
-    if isinstance(v, list | tuple):
-        inner = ",".join('"' + str(x).replace("\\", "\\\\").replace('"', '\\"') + '"' for x in v)
-        return _copy_value("{" + inner + "}")
-    s = str(v)
-    return s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
 def _copy(cur, table: str, df: pd.DataFrame, columns: list[str]) -> None:
+    """COPY a frame in CSV format. Missing values are NULL (the checks turned empty strings
+    into missing values first); list columns (dq_flags) become PostgreSQL arrays."""
+    out = df[columns].copy()
+    for c in columns:
+        if out[c].dtype == object and len(out) and isinstance(out[c].iloc[0], list):
+            out[c] = out[c].map(lambda flags: "{" + ",".join(flags) + "}")
     buf = io.StringIO()
-    for row in df[columns].itertuples(index=False, name=None):
-        buf.write("\t".join(_copy_value(v) for v in row))
-        buf.write("\n")
+    out.to_csv(buf, index=False, header=False, na_rep="", date_format="%Y-%m-%dT%H:%M:%S%z")
     buf.seek(0)
-    cur.copy_expert(f"copy {table} ({', '.join(columns)}) from stdin", buf)
+    cur.copy_expert(f"copy {table} ({', '.join(columns)}) from stdin with (format csv)", buf)
 
 
 RAW_COLUMNS = {
