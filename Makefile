@@ -99,7 +99,7 @@ ingest: warehouse airflow-init ## run the ingest DAG on LANDING (default: the si
 features: warehouse airflow-init ## run the features DAG (dbt via Cosmos) on the warehouse
 	@scripts/run-dag.sh build_features '{"warehouse": "$(WAREHOUSE)"}'
 
-run: deps warehouse airflow-init ## the whole pipeline: simulate (unless LANDING=/abs/dir), ingest, report
+run: deps warehouse airflow-init ## the whole pipeline: simulate (unless LANDING=/abs/dir), ingest, features, report
 ifeq ($(strip $(LANDING)),)
 	@if [ -f $(DEFAULT_LANDING)/.complete-$(START)-$(DAYS)-$(SCALE)-$(SEED) ]; then \
 		echo "simulate: reusing $(DEFAULT_LANDING)"; \
@@ -135,7 +135,7 @@ down: ## stop local services
 	@scripts/services.sh stop
 	@scripts/pg.sh stop
 
-env: ## print libpq variables for the warehouse: eval "$$(make -s env)"; psql
+env: ## print libpq variables for the warehouse (eval the output, then psql)
 	@echo "export PGHOST=$(PGHOST) PGPORT=$(PGPORT) PGDATABASE=$(WAREHOUSE) PGUSER=$(PGUSER) PGPASSWORD=$(PGPASSWORD)"
 
 lock: ## re-resolve requirements/pipeline.in into requirements/pipeline.lock

@@ -78,6 +78,14 @@ def report(landing: str | None = None, warehouse: str | None = None) -> None:
                        order by extract_date, delivery_id""")
         for d, reason in cur.fetchall():
             print(f"rejected: {d} {reason}")
+        cur.execute("select to_regclass('marts.fct_cell_daily_features') is not null")
+        if cur.fetchone()[0]:
+            cur.execute("""select count(*), count(distinct h3_cell), min(feature_date), max(feature_date)
+                           from marts.fct_cell_daily_features""")
+            rows, cells, first, last = cur.fetchone()
+            cur.execute("select count(*) from marts.dim_cells")
+            print(f"features (marts.fct_cell_daily_features): {rows} rows, {cells} candidate cells, "
+                  f"feature dates {first} .. {last}; {cur.fetchone()[0]} cells in marts.dim_cells")
     conn.close()
     s = settings.pg(warehouse)
     print(f"\nwhere to look: eval \"$(make -s env WAREHOUSE={name})\"; psql   "
