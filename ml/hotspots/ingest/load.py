@@ -262,7 +262,7 @@ def load_extract(landing: Path, extract_date: str, warehouse: str | None = None,
                 man, real, fp = read_manifest(folder)
             except RejectedDelivery as exc:
                 fp = hashlib.sha256((folder / contract.MANIFEST).read_bytes()).hexdigest()
-                return _reject(conn, cur, landing, extract_date, fp, str(exc), started, t0)
+                return _reject(conn, landing, extract_date, fp, str(exc), started, t0)
             latest = latest_delivery(cur, extract_date)
             if latest and latest[0] == fp:
                 conn.rollback()
@@ -280,7 +280,7 @@ def load_extract(landing: Path, extract_date: str, warehouse: str | None = None,
                     checked[entity] = (name, raw, validate.check_file(raw, date.fromisoformat(extract_date), cfg, key),
                                        _time.perf_counter() - f0)
             except (RejectedDelivery, reader.ContractViolation) as exc:
-                return _reject(conn, cur, landing, extract_date, fp, str(exc), started, t0)
+                return _reject(conn, landing, extract_date, fp, str(exc), started, t0)
 
             result = DeliveryResult(extract_date, "loaded")
             cur.execute("""insert into ingest.extract_ledger (extract_date, landing, fingerprint, status,
@@ -325,13 +325,13 @@ def load_extract(landing: Path, extract_date: str, warehouse: str | None = None,
         conn.close()
 
 
-def _reject(conn, cur, landing, extract_date, fp, reason, started, t0) -> DeliveryResult:
+def _reject(conn, landing, extract_date, fp, reason, started, t0) -> DeliveryResult:
     conn.rollback()
-    with conn.cursor() as cur2:
-        latest = latest_delivery(cur2, extract_date)
+    with conn.cursor() as cur:
+        latest = latest_delivery(cur, extract_date)
         if not latest or latest[0] != fp:
             secs = _time.perf_counter() - t0
-            cur2.execute("""insert into ingest.extract_ledger (extract_date, landing, fingerprint, status, reason,
+            cur.execute("""insert into ingest.extract_ledger (extract_date, landing, fingerprint, status, reason,
                             started_at, finished_at, seconds) values (%s, %s, %s, 'rejected', %s, %s, %s, %s)""",
                          (extract_date, str(landing), fp, reason, started, datetime.now(timezone.utc), secs))
     conn.commit()
