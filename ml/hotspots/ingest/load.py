@@ -17,7 +17,7 @@ import json
 import logging
 import re
 import time as _time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -46,7 +46,6 @@ class FileResult:
     rows_quarantined: int = 0
     rows_repaired: int = 0
     seconds: float = 0.0
-    reasons: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -60,9 +59,6 @@ class DeliveryResult:
     rows_repaired: int = 0
     seconds: float = 0.0
     files: list[FileResult] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 # ---------------------------------------------------------------- discovery
@@ -300,8 +296,7 @@ def load_extract(landing: Path, extract_date: str, warehouse: str | None = None,
                 if len(q):
                     _copy(cur, "ingest.quarantine", q, list(q.columns))
                 fr = FileResult(name, entity, real[name], man["files"][name]["rows"], raw.rows_read, len(chk.rows),
-                                len(chk.quarantine), chk.repaired, secs + _time.perf_counter() - f0,
-                                q["reason"].value_counts().to_dict() if len(q) else {})
+                                len(chk.quarantine), chk.repaired, secs + _time.perf_counter() - f0)
                 if fr.rows_loaded + fr.rows_quarantined != fr.rows_read:
                     raise AssertionError(f"{name}: {fr.rows_read} read but {fr.rows_loaded} loaded + "
                                          f"{fr.rows_quarantined} quarantined")

@@ -19,7 +19,7 @@ import json
 import logging
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 
@@ -60,7 +60,6 @@ class Checked:
     rows: pd.DataFrame
     quarantine: list[Reject]
     repaired: int = 0
-    checks: dict = field(default_factory=dict)  # per expectation: failing row count
 
 
 # ---------------------------------------------------------------- PII
@@ -296,13 +295,13 @@ def check_file(raw: RawFile, extract_date: date, cfg: settings.IngestConfig, key
     reasons: list[list[dict]] = [[] for _ in range(n)]
     flags: list[list[str]] = [[] for _ in range(n)]
 
-    # 1. typing
+    # 1. typing (the layer's text is kept: its format check needs the text, the load the integer)
+    if entity == "transactions":
+        df["layer_text"] = df["layer"]
     for c in NUMBERS[entity]:
         df[c], bad = parse_numbers(df[c])
         for i in np.flatnonzero(bad.to_numpy()):
             reasons[i].append({"reason": contract.Q_UNPARSEABLE_NUMBER, "columns": [c]})
-    if entity == "transactions":
-        df["layer_text"] = pd.Series(raw_col(raw, "layer"), index=df.index).str.strip()
     for c in TIMESTAMPS[entity]:
         df[c], bad, naive = parse_timestamps(df[c])
         for i in np.flatnonzero(bad.to_numpy()):
@@ -329,13 +328,11 @@ def check_file(raw: RawFile, extract_date: date, cfg: settings.IngestConfig, key
     if entity == "transactions":
         frame = frame.assign(layer=frame["layer_text"]).drop(columns=["layer_text"])
     pos_of_line = {line: i for i, line in enumerate(df["_line"])}
-    checks = {}
     if len(frame):
         params = {"amount_ceiling_inr": cfg.amount_ceiling_inr,
                   "extract_end": pd.Timestamp(extract_end(extract_date) +
                                               timedelta(minutes=cfg.future_tolerance_minutes))}
         for meta, lines in run_suite(entity, frame, params):
-            checks[f"{meta['type']}:{','.join(meta['kwargs'])}"] = len(lines)
             for line in lines:
                 i = pos_of_line[line]
                 if meta.get("action") == "repair":
@@ -365,9 +362,5 @@ def check_file(raw: RawFile, extract_date: date, cfg: settings.IngestConfig, key
         rows["layer"] = rows["layer"].astype("int64")
     repaired = int(sum(1 for f, good in zip(flags, ok, strict=False) if f and good))
     quarantine.sort(key=lambda r: r.line_no)
-    return Checked(rows.reset_index(drop=True), quarantine, repaired, checks)
+    return Checked(rows.reset_index(drop=True), quarantine, repaired)
 
-
-def raw_col(raw: RawFile, column: str) -> list[str | None]:
-    i = contract.COLUMNS[raw.entity].index(column)
-    return [rec[i] if rec[i] != "" else None for rec in raw.records]
