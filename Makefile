@@ -57,9 +57,15 @@ export SCARF_NO_ANALYTICS := true
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export MLFLOW_DISABLE_TELEMETRY := true
+# MLflow: tracking store and registry in the cluster's mlflow database, artifacts in a local folder.
+export MLFLOW_TRACKING_URI := postgresql+psycopg2://$(PGUSER):$(PGPASSWORD)@$(PGHOST):$(PGPORT)/mlflow
+export HOTSPOTS_MLFLOW_ARTIFACTS := $(LOCAL)/mlflow/artifacts
+export MLFLOW_PORT
 export GX_ANALYTICS_ENABLED := False
+# LightGBM (OpenMP): sleep rather than spin while waiting, so 2 cores shared with PostgreSQL do not thrash.
+export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: help deps db warehouse airflow-init run simulate ingest features report bench test test-unit lint up down env lock clean-local
+.PHONY: help deps db warehouse airflow-init run simulate ingest features train score backtest report bench-quality bench test test-unit lint up down env lock clean-local
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -99,7 +105,7 @@ ingest: warehouse airflow-init ## run the ingest DAG on LANDING (default: the si
 features: warehouse airflow-init ## run the features DAG (dbt via Cosmos) on the warehouse
 	@scripts/run-dag.sh build_features '{"warehouse": "$(WAREHOUSE)"}'
 
-run: deps warehouse airflow-init ## the whole pipeline: simulate (unless LANDING=/abs/dir), ingest, features, report
+run: deps warehouse airflow-init ## the whole pipeline: simulate (unless LANDING=/abs/dir), ingest, features, train, score, report
 ifeq ($(strip $(LANDING)),)
 	@if [ -f $(DEFAULT_LANDING)/.complete-$(START)-$(DAYS)-$(SCALE)-$(SEED) ]; then \
 		echo "simulate: reusing $(DEFAULT_LANDING)"; \
@@ -111,13 +117,30 @@ ifeq ($(strip $(LANDING)),)
 endif
 	@scripts/run-dag.sh ingest_extracts '{"landing": "$(or $(LANDING),$(DEFAULT_LANDING))", "warehouse": "$(WAREHOUSE)"}'
 	@scripts/run-dag.sh build_features '{"warehouse": "$(WAREHOUSE)"}'
+	@scripts/run-dag.sh train_model '{"warehouse": "$(WAREHOUSE)", "landing": "$(or $(LANDING),$(DEFAULT_LANDING))"}'
+	@scripts/run-dag.sh score_hotspots '{"warehouse": "$(WAREHOUSE)"}'
 	@$(PY) -m hotspots.cli report --landing "$(or $(LANDING),$(DEFAULT_LANDING))"
+
+train: warehouse airflow-init ## run the training DAG: evaluate, register, promote if it beats champion and baselines [LANDING= for truth]
+	@scripts/run-dag.sh train_model '{"warehouse": "$(WAREHOUSE)", "landing": "$(LANDING)"}'
+
+score: warehouse airflow-init ## run the scoring DAG: the champion's forecast into marts.hotspot_forecast
+	@scripts/run-dag.sh score_hotspots '{"warehouse": "$(WAREHOUSE)"}'
+
+backtest: warehouse airflow-init ## LANDING=/abs/dir START= END=: ingest what is new, build features, rolling-origin backtest
+	@[ -n "$(LANDING)" ] && [ -n "$(START)" ] && [ -n "$(END)" ] || { echo "make backtest needs LANDING=/abs/dir START=YYYY-MM-DD END=YYYY-MM-DD" >&2; exit 2; }
+	@scripts/run-dag.sh ingest_extracts '{"landing": "$(LANDING)", "warehouse": "$(WAREHOUSE)"}'
+	@scripts/run-dag.sh build_features '{"warehouse": "$(WAREHOUSE)"}'
+	@$(PY) -m hotspots.cli backtest --start $(START) --end $(END) --landing "$(LANDING)"
 
 report: warehouse ## print what the warehouse holds: loaded, quarantined, rejected, by extract
 	@$(PY) -m hotspots.cli report
 
-bench: deps db ## benchmarks that print figures: ingest and dbt builds at national scale (BENCH_DAYS, BENCH_SCALE)
+bench: deps db ## benchmarks that print figures: ingest, dbt builds, training and scoring at national scale (BENCH_DAYS, BENCH_SCALE)
 	@$(PY) -m hotspots.bench --days $(or $(BENCH_DAYS),730) --scale $(or $(BENCH_SCALE),1.0) $(BENCH_ARGS)
+
+bench-quality: deps db ## model quality: 60-day backtest after 180 days of the default scenario, against the truth
+	@$(PY) -m hotspots.bench --quality --days 240 --scale $(or $(BENCH_SCALE),0.1) $(BENCH_ARGS)
 
 test: deps db airflow-init lint ## install what is missing, lint, and run the whole test suite
 	@$(PY) -m pytest -q -p no:cacheprovider $(or $(PYTEST_ARGS),tests)

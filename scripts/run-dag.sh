@@ -10,7 +10,7 @@ log="$log_dir/$dag.log"
 echo "airflow: dags test $dag (log $log)"
 start=$(date +%s)
 set +e
-airflow dags test "$dag" -c "$conf" 2>&1 | tee "$log" | grep --line-buffered -E '^\s*(ingest|progress|summary):' | sed -u 's/^\s*//'
+airflow dags test "$dag" -c "$conf" 2>&1 | tee "$log" | grep --line-buffered -E '^\s*(ingest|progress|summary|evaluation|target):' | sed -u 's/^\s*//'
 rc=${PIPESTATUS[0]}
 set -e
 if [ "$rc" = 0 ]; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts/stops the local long-running services on 127.0.0.1 (Airflow API server with
-# the UI, scheduler, DAG processor). PostgreSQL is scripts/pg.sh's. Run via make up/down.
+# the UI, scheduler, DAG processor) and the MLflow UI. PostgreSQL is scripts/pg.sh's. Run via make up/down.
 set -euo pipefail
 RUN="$AIRFLOW_HOME/run"; mkdir -p "$RUN"
 healthy() { python -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=2)" "$1" >/dev/null 2>&1; }
@@ -31,6 +31,9 @@ case "${1:-}" in
     start_one airflow-api airflow api-server -H 127.0.0.1 -p "${AIRFLOW__API__PORT:-8080}"
     start_one airflow-scheduler airflow scheduler --skip-serve-logs
     start_one airflow-dag-processor airflow dag-processor
+    mkdir -p "$HOTSPOTS_MLFLOW_ARTIFACTS"
+    start_one mlflow mlflow server --host 127.0.0.1 --port "${MLFLOW_PORT:-5000}" \
+      --backend-store-uri "$MLFLOW_TRACKING_URI" --default-artifact-root "$HOTSPOTS_MLFLOW_ARTIFACTS" --workers 1
     for _ in $(seq 1 60); do
       healthy "http://127.0.0.1:${AIRFLOW__API__PORT:-8080}/api/v2/monitor/health" && break
       sleep 1
@@ -40,9 +43,15 @@ case "${1:-}" in
     else
       echo "services: Airflow API did not answer in 60 s, see $RUN/airflow-api.log" >&2; exit 1
     fi
+    for _ in $(seq 1 60); do healthy "http://127.0.0.1:${MLFLOW_PORT:-5000}/health" && break; sleep 1; done
+    if healthy "http://127.0.0.1:${MLFLOW_PORT:-5000}/health"; then
+      echo "services: MLflow UI at http://127.0.0.1:${MLFLOW_PORT:-5000}"
+    else
+      echo "services: MLflow did not answer in 60 s, see $RUN/mlflow.log" >&2; exit 1
+    fi
     ;;
   stop)
-    for s in airflow-dag-processor airflow-scheduler airflow-api; do stop_one "$s"; done
+    for s in mlflow airflow-dag-processor airflow-scheduler airflow-api; do stop_one "$s"; done
     ;;
   *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac

@@ -15,7 +15,8 @@ def compose():
 
 def test_services_and_files_exist():
     c = compose()
-    assert {"postgis", "airflow-init", "airflow-api", "airflow-scheduler", "airflow-dag-processor"} <= set(c["services"])
+    assert {"postgis", "airflow-init", "airflow-api", "airflow-scheduler", "airflow-dag-processor",
+            "mlflow"} <= set(c["services"])
     assert (ROOT / "Dockerfile").is_file()
     for svc in c["services"].values():
         for vol in svc.get("volumes", []):
@@ -39,3 +40,15 @@ def test_dockerfile_installs_the_pinned_lock():
     assert "requirements/pipeline.lock" in text and "pip install -r requirements/pipeline.lock" in text
     for d in ("dags", "dbt", "expectations", "config", "ml"):
         assert f"COPY {d} {d}" in text
+
+
+def test_mlflow_store_is_the_mlflow_database_and_pipeline_uses_it():
+    c = compose()
+    cmd = c["services"]["mlflow"]["command"]
+    store = cmd[cmd.index("--backend-store-uri") + 1]
+    assert store.endswith("@postgis:5432/mlflow") and "${POSTGRES_PASSWORD}" in store
+    for name in ("airflow-scheduler", "airflow-api"):
+        env = c["services"][name]["environment"]
+        assert env["MLFLOW_TRACKING_URI"] == store
+        assert any(v.startswith("mlflow-artifacts:") for v in c["services"][name]["volumes"])
+    assert "mlflow" in (ROOT / "scripts" / "docker-initdb.sql").read_text()

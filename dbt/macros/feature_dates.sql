@@ -7,12 +7,15 @@
   or earlier when a delivery loaded since the last build is dated before that (a
   late or corrected extract changes every date after it).
 #}
-{% macro build_date_start(date_column='feature_date', offset=1) -%}
+{% macro build_date_start(date_column='feature_date', offset=1, requires=[]) -%}
     {%- set ledger = source('ingest', 'extract_ledger') -%}
-    {#- A table built by an older version of the model (no built_at) is rebuilt whole. -#}
+    {#- A table built by an older version of the model (no built_at, or without a column
+        listed in `requires`: the model's newest ones) is rebuilt whole, so that no old row
+        is left with a new column empty. -#}
     {%- set existing = adapter.get_columns_in_relation(this) | map(attribute='name') | list
         if is_incremental() else [] -%}
-    {%- if is_incremental() and 'built_at' in existing -%}
+    {%- set current = ('built_at' in existing) and (requires | reject('in', existing) | list | length == 0) -%}
+    {%- if is_incremental() and current -%}
     (select coalesce(least(
         (select max({{ date_column }}) + 1 from {{ this }}),
         (select min(extract_date) + {{ offset }} from {{ ledger }}

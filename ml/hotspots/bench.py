@@ -19,6 +19,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pandas as pd
+
 from hotspots import db, settings
 
 
@@ -58,7 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dbt-only", action="store_true",
                    help="reuse the warehouse as loaded by an earlier bench; time the dbt builds only "
                         "(the newest extract date is marked as just delivered)")
+    p.add_argument("--forecast-only", action="store_true",
+                   help="reuse the warehouse as built by an earlier bench; time training and scoring only")
+    p.add_argument("--no-forecast", action="store_true", help="stop after the dbt builds")
+    p.add_argument("--quality", action="store_true",
+                   help="model quality instead: the backtest of the last --backtest-days after the rest "
+                        "(default scenario: 240 days at scale 0.1, 60-day backtest after 180 days)")
+    p.add_argument("--backtest-days", type=int, default=60)
     a = p.parse_args(argv)
+    if a.quality:
+        return quality(a)
 
     from hotspots.cli import init_warehouse
     from hotspots.geo.cells import register_cells
@@ -75,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         figures["simulate_s"] = round(time.perf_counter() - t0, 1)
         print(f"bench: simulated {a.days} days at scale {a.scale} in {figures['simulate_s']} s: {summary}")
         marker.touch()
+    if a.forecast_only:
+        forecast_figures(a.warehouse, landing, figures)
+        _save(figures)
+        return 0
     dates, _ = load.discover(landing)
     held_back = dates[-1]
     partial = base / "landing-but-last"
@@ -123,10 +138,98 @@ def main(argv: list[str] | None = None) -> int:
             figures[f"rows_{t}"] = cur.fetchone()[0]
             print(f"  rows {t:34s} {figures[f'rows_{t}']:>12}")
     conn.close()
+    if not a.no_forecast:
+        forecast_figures(a.warehouse, landing, figures)
+    _save(figures)
+    return 0
+
+
+def _save(figures: dict) -> None:
     out = settings.ROOT / ".local" / "bench" / "results.jsonl"
     with out.open("a") as f:
         f.write(json.dumps(figures, default=float) + "\n")
     print(f"bench: figures appended to {out}")
+
+
+def _measured(code: str) -> dict:
+    """Runs Python code in a fresh process; returns its result (a dict the code assigns to
+    ``result``), wall seconds and the process's peak resident memory."""
+    wrapper = (code + "\nimport json, resource\n"
+               "result['peak_rss_gib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20\n"
+               "print('BENCH ' + json.dumps(result, default=str))\n")
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith(("progress:", "target:", "evaluation:", "summary:"))]
+    for ln in lines:
+        print(f"  {ln}")
+    if p.returncode != 0:
+        sys.stderr.write(p.stdout[-3000:] + p.stderr[-3000:])
+        raise SystemExit("bench: forecasting step failed")
+    result = json.loads(next(ln for ln in p.stdout.splitlines() if ln.startswith("BENCH "))[6:])
+    result["wall_s"] = round(wall, 1)
+    return result
+
+
+def forecast_figures(warehouse: str, landing: Path, figures: dict) -> None:
+    """Training (rolling evaluation + final fit + MLflow) and scoring at this scale, with peak memory."""
+    train = _measured(f"from hotspots.forecast.train import train\n"
+                      f"result = train({warehouse!r}, {str(landing)!r})")
+    figures.update({"train_wall_s": train["wall_s"], "train_fit_s": train["fit_seconds"],
+                    "train_eval_s": train["eval_seconds"], "train_peak_rss_gib": round(train["peak_rss_gib"], 2),
+                    "train_scores": train["scores"], "train_promoted": train["promoted"]})
+    print(f"bench: training {train['wall_s']} s in all (rolling evaluation of model and baselines "
+          f"{train['eval_seconds']} s, final fit {train['fit_seconds']} s; target < 300 s), "
+          f"peak memory {train['peak_rss_gib']:.2f} GiB (target < 8)")
+    score = _measured(f"from hotspots.forecast.score import score\nresult = score({warehouse!r})")
+    figures.update({"score_s": score["score_s"], "explain_s": score["explain_s"], "score_rows": score["rows"],
+                    "score_load_model_s": score["load_model_s"], "score_peak_rss_gib": round(score["peak_rss_gib"], 2)})
+    print(f"bench: scoring {score['cells']} candidate cells x 2 horizons: {score['score_s']} s to read, predict "
+          f"and write (target < 5 s); model load {score['load_model_s']} s; SHAP explanations of the top cells "
+          f"{score['explain_s']} s; peak memory {score['peak_rss_gib']:.2f} GiB")
+
+
+def quality(a) -> int:
+    """The default scenario's backtest: simulate, ingest, build features, then a rolling-origin
+    backtest of the last ``backtest_days`` with the simulator's truth."""
+    from hotspots.cli import ingest, init_warehouse
+    from hotspots.forecast.backtest import run
+    from hotspots.geo.cells import register_cells
+    from hotspots.simulate import simulate
+
+    base = settings.ROOT / ".local" / "bench" / f"quality-s{a.scale}-d{a.days}-seed{a.seed}"
+    landing, marker = base / "extracts", base / ".complete"
+    wh = f"{a.warehouse}_quality"
+    if not marker.exists():
+        shutil.rmtree(base, ignore_errors=True)
+        simulate(landing, a.start, a.days, a.scale, a.seed, truth=base / "truth", progress=False)
+        marker.touch()
+        _sh([str(settings.ROOT / "scripts" / "pg.sh"), "ensure-db", wh, "postgis"])
+        conn = db.connect(wh)
+        with conn, conn.cursor() as cur:
+            cur.execute("drop schema if exists raw, ingest, staging, intermediate, marts cascade")
+            for t in ("ref.h3_neighbours", "ref.h3_cells"):
+                cur.execute(f"delete from {t} where true" if _has(cur, t) else "select 1")
+        conn.close()
+    _sh([str(settings.ROOT / "scripts" / "pg.sh"), "ensure-db", wh, "postgis"])
+    init_warehouse(wh)
+    ingest(landing, wh)
+    conn = db.connect(wh)
+    register_cells(conn)
+    conn.close()
+    target = settings.ROOT / ".local" / "bench" / "dbt-target-quality"
+    _dbt(["seed"], wh, target)
+    _dbt(["run"], wh, target)
+    end = pd.Timestamp(a.start) + pd.Timedelta(days=a.days - 1)
+    start = end - pd.Timedelta(days=a.backtest_days - 1)
+    print(f"bench: quality backtest {start.date()} .. {end.date()} after {(start - pd.Timestamp(a.start)).days} "
+          f"days of history (scale {a.scale}, seed {a.seed})")
+    t0 = time.perf_counter()
+    summ = run(wh, start, end, str(landing))
+    figures = {"at": datetime.now(timezone.utc).isoformat(), "quality": True, "days": a.days, "scale": a.scale,
+               "backtest_s": round(time.perf_counter() - t0, 1),
+               "summary": summ.to_dict(orient="records")}
+    _save(figures)
     return 0
 
 

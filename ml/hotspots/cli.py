@@ -86,11 +86,27 @@ def report(landing: str | None = None, warehouse: str | None = None) -> None:
             cur.execute("select count(*) from marts.dim_cells")
             print(f"features (marts.fct_cell_daily_features): {rows} rows, {cells} candidate cells, "
                   f"feature dates {first} .. {last}; {cur.fetchone()[0]} cells in marts.dim_cells")
+        cur.execute("select to_regclass('marts.hotspot_forecast') is not null")
+        if cur.fetchone()[0]:
+            cur.execute("""select forecast_date, horizon_days, count(*), sum(expected_withdrawals), min(model_version)
+                           from marts.hotspot_forecast group by 1, 2 order by 1, 2""")
+            for d, h, n, total, version in cur.fetchall():
+                print(f"forecast (marts.hotspot_forecast): {d}, {h} day(s): {n} cells scored by {version}, "
+                      f"{total:.0f} withdrawals expected")
+            cur.execute("""select f.risk_rank, f.h3_cell, f.district, f.state, f.expected_withdrawals, f.p_any,
+                                  (select e.text from marts.hotspot_explanations e
+                                   where e.forecast_date = f.forecast_date and e.horizon_days = f.horizon_days
+                                     and e.h3_cell = f.h3_cell and e.rank = 1)
+                           from marts.hotspot_forecast f where f.horizon_days = 1 and f.risk_rank <= 5
+                           order by 1""")
+            for rank, cell, district, state, mu, p, why in cur.fetchall():
+                print(f"  #{rank} {cell} {district}, {state}: {mu:.1f} expected, P(any) {p:.2f}"
+                      + (f"; {why}" if why else ""))
     conn.close()
     s = settings.pg(warehouse)
     print(f"\nwhere to look: eval \"$(make -s env WAREHOUSE={name})\"; psql   "
           f"(schemas raw, ingest, ref on {s.host}:{s.port}); Airflow logs in .local/airflow/logs; "
-          f"`make up` for the Airflow UI")
+          f"`make up` for the Airflow UI and the MLflow UI (runs, models, backtest plots)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     pi.add_argument("--landing", required=True, type=Path)
     pr = sub.add_parser("report", help="print what the warehouse holds")
     pr.add_argument("--landing", default=None)
+    pt = sub.add_parser("train", help="train, evaluate, register, and promote if it beats champion and baselines")
+    pt.add_argument("--landing", default=None, help="landing folder (its ../truth is used when present)")
+    sub.add_parser("score", help="forecast the next day with the champion into marts.hotspot_forecast")
+    pb = sub.add_parser("backtest", help="rolling-origin backtest into marts.backtest_forecast")
+    pb.add_argument("--start", required=True)
+    pb.add_argument("--end", required=True)
+    pb.add_argument("--landing", default=None)
     a = p.parse_args(argv)
     if a.cmd == "init-warehouse":
         init_warehouse(a.warehouse)
@@ -110,6 +133,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if ingest(a.landing, a.warehouse) else 0
     elif a.cmd == "report":
         report(a.landing, a.warehouse)
+    elif a.cmd == "train":
+        from hotspots.forecast.train import train
+
+        train(a.warehouse or settings.pg().warehouse, a.landing)
+    elif a.cmd == "score":
+        from hotspots.forecast.score import score
+
+        score(a.warehouse or settings.pg().warehouse)
+    elif a.cmd == "backtest":
+        from hotspots.forecast.backtest import run
+
+        run(a.warehouse or settings.pg().warehouse, a.start, a.end, a.landing)
     return 0
 
 

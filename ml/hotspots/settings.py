@@ -64,3 +64,21 @@ def ingest_config(path: Path | None = None) -> IngestConfig:
         future_tolerance_minutes=int(data["future_tolerance_minutes"]),
         csv_field_size_limit=int(data["csv_field_size_limit"]),
     )
+
+
+def mlflow_tracking_uri() -> str:
+    """MLflow's tracking store and model registry: the `mlflow` database of the cluster."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    s = pg()
+    return f"postgresql+psycopg2://{s.user}:{s.password}@{s.host}:{s.port}/mlflow"
+
+
+def mlflow_artifact_root() -> Path:
+    """Where run artifacts (models, plots, tables) are written: a local folder."""
+    return Path(os.environ.get("HOTSPOTS_MLFLOW_ARTIFACTS", ROOT / ".local" / "mlflow" / "artifacts"))
+
+
+def forecast_config(path: Path | None = None) -> dict:
+    """Training, backtest and promotion settings (config/forecast.yml)."""
+    return yaml.safe_load((path or CONFIG_DIR / "forecast.yml").read_text())

@@ -13,7 +13,7 @@
 with
 
 bounds as (
-    select {{ build_date_start() }} as first_date, {{ build_date_end() }} as last_date
+    select {{ build_date_start(requires=['pressure_fresh_3d']) }} as first_date, {{ build_date_end() }} as last_date
 ),
 
 windows as (
@@ -49,6 +49,11 @@ pressure_windows as (
         p.h3_cell,
         d.feature_date,
         sum(p.pressure_transfers) filter (where p.arrival_date = d.feature_date - 1) as pressure_1d,
+        sum(p.pressure_weighted) filter (where p.arrival_date = d.feature_date - 1) as pressure_weighted_1d,
+        sum(p.pressure_weighted) filter (where p.arrival_date >= d.feature_date - 3) as pressure_weighted_3d,
+        sum(p.pressure_weighted) filter (where p.arrival_date >= d.feature_date - 7) as pressure_weighted_7d,
+        sum(p.pressure_fresh) filter (where p.arrival_date = d.feature_date - 1) as pressure_fresh_1d,
+        sum(p.pressure_fresh) filter (where p.arrival_date >= d.feature_date - 3) as pressure_fresh_3d,
         sum(p.pressure_transfers) filter (where p.arrival_date >= d.feature_date - 7) as pressure_7d,
         sum(p.pressure_transfers) as pressure_28d,
         sum(p.pressure_amount_inr) filter (where p.arrival_date >= d.feature_date - 7) as pressure_amount_7d,
@@ -157,6 +162,11 @@ select
     coalesce(pa.res6_wd_90d, 0) as res6_wd_90d,
     coalesce(t.terminals_known, 0) as terminals_known,
     coalesce(p.pressure_1d, 0) as pressure_1d,
+    coalesce(p.pressure_weighted_1d, 0) as pressure_weighted_1d,
+    coalesce(p.pressure_weighted_3d, 0) as pressure_weighted_3d,
+    coalesce(p.pressure_weighted_7d, 0) as pressure_weighted_7d,
+    coalesce(p.pressure_fresh_1d, 0) as pressure_fresh_1d,
+    coalesce(p.pressure_fresh_3d, 0) as pressure_fresh_3d,
     coalesce(p.pressure_7d, 0) as pressure_7d,
     coalesce(p.pressure_28d, 0) as pressure_28d,
     coalesce(p.pressure_amount_7d, 0) as pressure_amount_7d,

@@ -1,0 +1,158 @@
+"""The hotspot model: per horizon, a LightGBM Poisson model of the expected number of
+fraud-linked withdrawals in a cell's window, and a LightGBM binary model of P(any).
+
+Trained at an origin O on feature rows before O, with labels as they were known at O
+(extracts dated before O, windows that had settled). Zero-label rows may be sampled
+down (``negative_rate``) with weights that keep the loss unbiased. Saved as plain
+LightGBM text models plus a JSON card, and wrapped as an MLflow pyfunc for the registry.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from hotspots.forecast import data
+
+
+@dataclass
+class HotspotModel:
+    features: list[str]
+    params: dict
+    rounds: int = 300
+    horizons: tuple[int, ...] = (1, 7)
+    negative_rate: float = 1.0
+    history_days: int = 365
+    boosters: dict[str, lgb.Booster] = field(default_factory=dict)
+    card: dict = field(default_factory=dict)
+
+    def recipe(self) -> dict:
+        """What defines how this model is made (not what it learned): compared by the gate."""
+        return {"features": list(self.features), "params": dict(self.params), "rounds": self.rounds,
+                "horizons": list(self.horizons), "negative_rate": self.negative_rate,
+                "history_days": self.history_days}
+
+    def clone(self) -> HotspotModel:
+        """An unfitted model of the same recipe."""
+        r = self.recipe()
+        return HotspotModel(features=r["features"], params=r["params"], rounds=r["rounds"],
+                            horizons=tuple(r["horizons"]), negative_rate=r["negative_rate"],
+                            history_days=r["history_days"])
+
+    # --- training -------------------------------------------------------------------
+    def fit(self, rows: pd.DataFrame, arrived: pd.DataFrame, origin, settle: int | None = None) -> HotspotModel:
+        """Fit every horizon at ``origin`` from feature rows dated before it."""
+        origin = pd.Timestamp(origin)
+        known = arrived[arrived["extract_date"] < origin]
+        settle = data.settle_days(known) if settle is None else settle
+        past = rows[(rows["feature_date"] < origin)
+                    & (rows["feature_date"] >= origin - pd.Timedelta(days=self.history_days))]
+        daily = data.daily_counts(known)
+        self.card = {"origin": str(origin.date()), "settle_days": settle, "features": self.features,
+                     "horizons": list(self.horizons), "negative_rate": self.negative_rate, "train": {}}
+        for h in self.horizons:
+            train = past[data.trainable(past, h, origin, settle)]
+            y = data.window_sums(train, daily, h)
+            if len(train) == 0 or y.sum() == 0:
+                raise ValueError(f"no settled labels to train horizon {h} at origin {origin.date()}")
+            x, y, w = self._sample(train, y, seed=h)
+            params = {**self.params, "objective": "poisson"}
+            self.boosters[f"mu_{h}"] = lgb.train(params, lgb.Dataset(x, y, weight=w, free_raw_data=True),
+                                                 self.rounds)
+            params = {**self.params, "objective": "binary"}
+            self.boosters[f"p_{h}"] = lgb.train(params, lgb.Dataset(x, (y > 0).astype(float), weight=w),
+                                                self.rounds)
+            self.card["train"][str(h)] = {
+                "rows": int(len(train)), "rows_used": int(len(y)), "positives": int((y > 0).sum()),
+                "first_date": str(train["feature_date"].min().date()),
+                "last_date": str(train["feature_date"].max().date()),
+            }
+        return self
+
+    def _sample(self, train: pd.DataFrame, y: np.ndarray, seed: int):
+        x = train[self.features].to_numpy(dtype=np.float32)
+        w = np.ones(len(y))
+        if self.negative_rate < 1.0:
+            rng = np.random.default_rng(1000 + seed)
+            keep = (y > 0) | (rng.random(len(y)) < self.negative_rate)
+            w = np.where(y > 0, 1.0, 1.0 / self.negative_rate)[keep]
+            x, y = x[keep], y[keep]
+        return x, y, w
+
+    # --- prediction -----------------------------------------------------------------
+    def predict(self, rows: pd.DataFrame, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        """(expected_withdrawals, p_any) for each row."""
+        if len(rows) == 0:
+            return np.zeros(0), np.zeros(0)
+        x = rows[self.features].to_numpy(dtype=np.float32)
+        mu = self.boosters[f"mu_{horizon}"].predict(x, num_threads=self.params.get("num_threads", 0))
+        p = self.boosters[f"p_{horizon}"].predict(x, num_threads=self.params.get("num_threads", 0))
+        return np.maximum(mu, 0.0), np.clip(p, 0.0, 1.0)
+
+    def contributions(self, rows: pd.DataFrame, horizon: int) -> np.ndarray:
+        """LightGBM's own SHAP values for the expected-count model (log scale), bias last."""
+        x = rows[self.features].to_numpy(dtype=np.float32)
+        return self.boosters[f"mu_{horizon}"].predict(x, pred_contrib=True)
+
+    def importance(self) -> pd.DataFrame:
+        out = []
+        for name, b in self.boosters.items():
+            out.append(pd.DataFrame({"model": name, "feature": b.feature_name(),
+                                     "gain": b.feature_importance("gain"),
+                                     "splits": b.feature_importance("split")}))
+        imp = pd.concat(out, ignore_index=True)
+        names = dict(zip([f"Column_{i}" for i in range(len(self.features))], self.features, strict=True))
+        imp["feature"] = imp["feature"].map(lambda f: names.get(f, f))
+        return imp
+
+    # --- persistence ----------------------------------------------------------------
+    def save(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, b in self.boosters.items():
+            b.save_model(str(folder / f"{name}.txt"))
+        meta = {"features": self.features, "params": self.params, "rounds": self.rounds,
+                "horizons": list(self.horizons), "negative_rate": self.negative_rate,
+                "history_days": self.history_days, "card": self.card}
+        (folder / "model.json").write_text(json.dumps(meta, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> HotspotModel:
+        meta = json.loads((folder / "model.json").read_text())
+        m = cls(features=meta["features"], params=meta["params"], rounds=meta["rounds"],
+                horizons=tuple(meta["horizons"]), negative_rate=meta["negative_rate"],
+                history_days=meta["history_days"], card=meta["card"])
+        for h in m.horizons:
+            for kind in ("mu", "p"):
+                m.boosters[f"{kind}_{h}"] = lgb.Booster(model_file=str(folder / f"{kind}_{h}.txt"))
+        return m
+
+
+def from_config(cfg: dict, features: list[str]) -> HotspotModel:
+    t = cfg["train"]
+    return HotspotModel(features=list(features), params=dict(t["lightgbm"]), rounds=int(t["rounds"]),
+                        horizons=tuple(cfg["horizons"]), negative_rate=float(t.get("negative_rate", 1.0)),
+                        history_days=int(t["history_days"]))
+
+
+try:  # the MLflow wrapper (mlflow is heavy to import; scoring imports it lazily through here)
+    import mlflow.pyfunc
+
+    class HotspotPyfunc(mlflow.pyfunc.PythonModel):
+        """Registry form of :class:`HotspotModel`: predict() returns mu_h and p_h per horizon."""
+
+        def load_context(self, context):
+            self.model = HotspotModel.load(Path(context.artifacts["model"]))
+
+        def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+            out = {}
+            for h in self.model.horizons:
+                out[f"mu_{h}"], out[f"p_{h}"] = self.model.predict(model_input, h)
+            return pd.DataFrame(out, index=model_input.index)
+except ImportError:  # pragma: no cover
+    HotspotPyfunc = None
