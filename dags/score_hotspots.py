@@ -23,7 +23,7 @@ from hotspots.assets import CELL_FEATURES, HOTSPOT_FORECAST
     schedule=[CELL_FEATURES],
     catchup=False,
     max_active_runs=1,
-    tags=["forecasting"],
+    tags=["scoring"],
     doc_md=__doc__,
     default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
     params={"warehouse": Param(os.environ.get("WAREHOUSE", "hotspots"), type="string",

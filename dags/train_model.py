@@ -24,9 +24,9 @@ from hotspots.assets import MODEL_REGISTRY
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    tags=["forecasting"],
+    tags=["training"],
     doc_md=__doc__,
-    default_args={"retries": 0},
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=2)},
     params={
         "warehouse": Param(os.environ.get("WAREHOUSE", "hotspots"), type="string", description="warehouse database"),
         "landing": Param("", type="string", description="landing folder; its ../truth is used for evaluation "

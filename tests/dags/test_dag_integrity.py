@@ -80,3 +80,14 @@ def test_features_dag_publishes_after_the_daily_path(dagbag):
     assert "dbt_features.fct_cell_daily_features_run" in upstream and "register_cells" in upstream
     assert {t for t in ids if t.startswith("dbt_marts.")} <= downstream
     assert {a.name for a in dag.task_dict["publish"].outlets} == {"cell_features"}
+
+
+def test_scoring_follows_the_features_and_training_is_weekly(dagbag):
+    score = dagbag.dags["score_hotspots"]
+    assert "name='cell_features'" in repr(score.timetable.asset_condition)
+    assert {a.name for a in score.task_dict["score"].outlets} == {"hotspot_forecast"}
+    train = dagbag.dags["train_model"]
+    assert train.timetable.expression == "0 2 * * 1"
+    assert set(train.task_dict) == {"check_features", "train"}
+    assert "check_features" in train.task_dict["train"].upstream_task_ids
+    assert {a.name for a in train.task_dict["train"].outlets} == {"model_registry"}

@@ -28,6 +28,7 @@ class HotspotModel:
     horizons: tuple[int, ...] = (1, 7)
     negative_rate: float = 1.0
     history_days: int = 365
+    settle_quantile: float = 0.95
     boosters: dict[str, lgb.Booster] = field(default_factory=dict)
     card: dict = field(default_factory=dict)
 
@@ -35,21 +36,21 @@ class HotspotModel:
         """What defines how this model is made (not what it learned): compared by the gate."""
         return {"features": list(self.features), "params": dict(self.params), "rounds": self.rounds,
                 "horizons": list(self.horizons), "negative_rate": self.negative_rate,
-                "history_days": self.history_days}
+                "history_days": self.history_days, "settle_quantile": self.settle_quantile}
 
     def clone(self) -> HotspotModel:
         """An unfitted model of the same recipe."""
         r = self.recipe()
         return HotspotModel(features=r["features"], params=r["params"], rounds=r["rounds"],
                             horizons=tuple(r["horizons"]), negative_rate=r["negative_rate"],
-                            history_days=r["history_days"])
+                            history_days=r["history_days"], settle_quantile=r["settle_quantile"])
 
     # --- training -------------------------------------------------------------------
     def fit(self, rows: pd.DataFrame, arrived: pd.DataFrame, origin, settle: int | None = None) -> HotspotModel:
         """Fit every horizon at ``origin`` from feature rows dated before it."""
         origin = pd.Timestamp(origin)
         known = arrived[arrived["extract_date"] < origin]
-        settle = data.settle_days(known) if settle is None else settle
+        settle = data.settle_days(known, self.settle_quantile) if settle is None else settle
         past = rows[(rows["feature_date"] < origin)
                     & (rows["feature_date"] >= origin - pd.Timedelta(days=self.history_days))]
         daily = data.daily_counts(known)
@@ -117,7 +118,7 @@ class HotspotModel:
             b.save_model(str(folder / f"{name}.txt"))
         meta = {"features": self.features, "params": self.params, "rounds": self.rounds,
                 "horizons": list(self.horizons), "negative_rate": self.negative_rate,
-                "history_days": self.history_days, "card": self.card}
+                "history_days": self.history_days, "settle_quantile": self.settle_quantile, "card": self.card}
         (folder / "model.json").write_text(json.dumps(meta, indent=2))
         return folder
 
@@ -126,7 +127,8 @@ class HotspotModel:
         meta = json.loads((folder / "model.json").read_text())
         m = cls(features=meta["features"], params=meta["params"], rounds=meta["rounds"],
                 horizons=tuple(meta["horizons"]), negative_rate=meta["negative_rate"],
-                history_days=meta["history_days"], card=meta["card"])
+                history_days=meta["history_days"], settle_quantile=meta.get("settle_quantile", 0.95),
+                card=meta["card"])
         for h in m.horizons:
             for kind in ("mu", "p"):
                 m.boosters[f"{kind}_{h}"] = lgb.Booster(model_file=str(folder / f"{kind}_{h}.txt"))
@@ -137,7 +139,7 @@ def from_config(cfg: dict, features: list[str]) -> HotspotModel:
     t = cfg["train"]
     return HotspotModel(features=list(features), params=dict(t["lightgbm"]), rounds=int(t["rounds"]),
                         horizons=tuple(cfg["horizons"]), negative_rate=float(t.get("negative_rate", 1.0)),
-                        history_days=int(t["history_days"]))
+                        history_days=int(t["history_days"]), settle_quantile=float(t.get("settle_quantile", 0.95)))
 
 
 try:  # the MLflow wrapper (mlflow is heavy to import; scoring imports it lazily through here)
