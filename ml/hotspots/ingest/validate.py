@@ -229,8 +229,10 @@ def run_suite(entity: str, frame: pd.DataFrame, parameters: dict) -> list[tuple[
                 for e in doc["expectations"]
             ],
         )
-        asset_name = f"{entity}_{id(frame)}"
-        asset = context.data_sources.get("extracts").add_dataframe_asset(asset_name)
+        # A data source per file, deleted afterwards: its execution engine caches every batch's
+        # dataframe and every resolved metric, and deleting only the asset would keep them all.
+        source_name = f"extracts_{entity}_{id(frame)}"
+        asset = context.data_sources.add_pandas(source_name).add_dataframe_asset(entity)
         try:
             batch = asset.add_batch_definition_whole_dataframe("file").get_batch(batch_parameters={"dataframe": frame})
             result = batch.validate(
@@ -239,7 +241,7 @@ def run_suite(entity: str, frame: pd.DataFrame, parameters: dict) -> list[tuple[
                 expectation_parameters=parameters,
             )
         finally:
-            context.data_sources.get("extracts").delete_asset(asset_name)
+            context.data_sources.delete(source_name)
     out = []
     for r in result.results:
         if r.exception_info and r.exception_info.get("raised_exception"):
@@ -267,7 +269,6 @@ def _gx_context():
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
     except Exception:  # noqa: BLE001 - progress bars are cosmetic
         pass
-    context.data_sources.add_pandas("extracts")
     return context
 
 
