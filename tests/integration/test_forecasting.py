@@ -218,3 +218,20 @@ def test_backtest_forecast_for_a_day_ignores_extracts_of_that_day_and_later(trai
         assert q(full, "select max(feature_date) from marts.fct_cell_daily_features")[0][0] > LEAK_DAY.date()
     finally:
         _db(wh, drop=True)
+
+
+def test_a_short_history_from_another_producer_still_gets_a_forecast(warehouse):
+    """Producer-b's 4 dates are too short to train on: training is skipped with its reason,
+    and scoring falls back to the kernel baseline, saying so, within the contract."""
+    from tests.conftest import PRODUCER_B
+
+    run_dag("ingest_extracts", {"landing": str(PRODUCER_B), "warehouse": warehouse})
+    run_dag("build_features", {"warehouse": warehouse})
+    out = run_dag("train_model", {"warehouse": warehouse, "landing": str(PRODUCER_B)})
+    assert "training skipped" in out
+    run_dag("score_hotspots", {"warehouse": warehouse})
+    p = subprocess.run(["bash", str(SHARED / "tools" / "check_forecast.sh"), f"WAREHOUSE={warehouse}"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "holds:" in p.stdout, p.stdout + p.stderr
+    (version,), = q(warehouse, "select distinct model_version from marts.hotspot_forecast")
+    assert version.startswith("baseline/kernel")
