@@ -29,14 +29,17 @@ class Inputs:
     arrived: pd.DataFrame
     neighbours: pd.DataFrame
     last_extract: pd.Timestamp
+    places: pd.Series | None = None  # h3_cell -> "STATE / DISTRICT" of every registered cell
 
     @classmethod
     def load(cls, conn) -> Inputs:
         dates = data.extract_dates(conn)
         if len(dates) == 0:
             raise SystemExit("no extract has been loaded into this warehouse: ingest first")
+        places = data.frame(conn, "select h3_cell, coalesce(state, '?') || ' / ' || coalesce(district, '?') "
+                                  "as district from ref.h3_cells").set_index("h3_cell")["district"]
         return cls(features=data.load_features(conn), arrived=data.load_arrived(conn),
-                   neighbours=data.load_neighbours(conn), last_extract=dates.max())
+                   neighbours=data.load_neighbours(conn), last_extract=dates.max(), places=places)
 
 
 def _frame(rows: pd.DataFrame, h: int, mu: np.ndarray, p: np.ndarray) -> pd.DataFrame:
@@ -99,7 +102,8 @@ def evaluate(forecasts: dict[str, pd.DataFrame], inputs: Inputs, truth_file=None
     truth = data.load_truth(truth_file, first, last, horizons) if truth_file else None
     groups = None
     if by:
-        groups = inputs.features.drop_duplicates("h3_cell").set_index("h3_cell")[by]
+        groups = inputs.places if by == "district" and inputs.places is not None else (
+            inputs.features.drop_duplicates("h3_cell").set_index("h3_cell")[by])
     out = []
     for method, fc in forecasts.items():
         if fc.empty:
@@ -221,6 +225,8 @@ def run(warehouse: str, start, end, landing: str | None = None, log: Callable[[s
     store.write_baselines(conn, base, (start.date(), end.date()))
     per_date = evaluate({MODEL: fc, **forecasts}, inputs, truth, ks=ks)
     store.write_metrics(conn, per_date, (start.date(), end.date()))
+    by_district = summary(evaluate({MODEL: fc}, inputs, truth, ks=ks, by="district"), by="district")
+    store.write_district_metrics(conn, by_district)
     summ = summary(per_date)
     conn.close()
     metric = primary_metric(cfg, truth is not None, k)

@@ -62,6 +62,16 @@ create table if not exists marts.backtest_baselines (
     risk_rank integer not null,
     primary key (method, forecast_date, horizon_days, h3_cell)
 );
+create table if not exists marts.backtest_district_metrics (
+    method text not null,
+    horizon_days smallint not null,
+    district text not null,
+    n_dates integer not null,
+    metric text not null,
+    value double precision,
+    computed_at timestamptz not null default now(),
+    primary key (method, horizon_days, district, metric)
+);
 create table if not exists marts.backtest_metrics (
     method text not null,
     forecast_date date not null,
@@ -172,3 +182,17 @@ def write_explanations(conn, df: pd.DataFrame) -> int:
         if len(df):
             _copy(cur, df, "marts.hotspot_explanations", cols)
         return len(df)
+
+
+def write_district_metrics(conn, summary: pd.DataFrame) -> int:
+    """Per-district means over the backtest's dates (method, horizon_days, district, n_dates, metric, value);
+    replaces the previous backtest's."""
+    keys = ["method", "horizon_days", "district", "n_dates"]
+    long = summary.assign(district=summary["district"].fillna("(cells outside known districts)")).melt(
+        id_vars=keys, var_name="metric", value_name="value").dropna(subset=["value"])
+    with conn, conn.cursor() as cur:
+        ensure_tables(conn)
+        cur.execute("delete from marts.backtest_district_metrics")
+        if len(long):
+            _copy(cur, long, "marts.backtest_district_metrics", keys + ["metric", "value"])
+        return len(long)

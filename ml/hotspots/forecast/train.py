@@ -141,12 +141,15 @@ def train(warehouse: str, landing: str | None = None, overrides: dict | None = N
                     mlflow.log_metric(f"overall.{row.method}.h{row.horizon_days}.{c}", float(getattr(row, c)))
         mlflow.log_metrics({"eval_seconds": eval_s, "fit_seconds": fit_s})
         summ.to_csv(tmp / "backtest_summary.csv", index=False)
+        model_fc = {backtest.MODEL: forecasts[backtest.MODEL]}
+        backtest.summary(backtest.evaluate(model_fc, inputs, truth, ks=sorted(set(cfg["ks"]) | {k}), by="district"),
+                         by="district").to_csv(tmp / "district_metrics.csv", index=False)
         per_date.to_csv(tmp / "backtest_per_date.csv", index=False)
         _plot(per_date, metric, tmp / "backtest.png")
         imp = final.importance()
         imp.to_csv(tmp / "feature_importance.csv", index=False)
         _importance_plot(imp, tmp / "feature_importance.png")
-        for f in ("backtest_summary.csv", "backtest_per_date.csv", "backtest.png", "feature_importance.csv",
+        for f in ("backtest_summary.csv", "district_metrics.csv", "backtest_per_date.csv", "backtest.png", "feature_importance.csv",
                   "feature_importance.png"):
             mlflow.log_artifact(str(tmp / f), artifact_path="evaluation")
         folder = final.save(tmp / "model")
