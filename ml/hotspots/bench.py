@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="model quality instead: the backtest of the last --backtest-days after the rest "
                         "(default scenario: 240 days at scale 0.1, 60-day backtest after 180 days)")
     p.add_argument("--backtest-days", type=int, default=60)
+    p.add_argument("--label", default="", help="names a variant scenario's folder and warehouse")
     a = p.parse_args(argv)
     if a.quality:
         return quality(a)
@@ -197,9 +198,9 @@ def quality(a) -> int:
     from hotspots.geo.cells import register_cells
     from hotspots.simulate import simulate
 
-    base = settings.ROOT / ".local" / "bench" / f"quality-s{a.scale}-d{a.days}-seed{a.seed}"
+    base = settings.ROOT / ".local" / "bench" / f"quality{a.label}-s{a.scale}-d{a.days}-seed{a.seed}"
     landing, marker = base / "extracts", base / ".complete"
-    wh = f"{a.warehouse}_quality"
+    wh = f"{a.warehouse}_quality{a.label}"
     if not marker.exists():
         shutil.rmtree(base, ignore_errors=True)
         simulate(landing, a.start, a.days, a.scale, a.seed, truth=base / "truth", progress=False)
