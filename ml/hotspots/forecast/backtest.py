@@ -42,7 +42,7 @@ class Inputs:
                    neighbours=data.load_neighbours(conn), last_extract=dates.max(), places=places)
 
 
-def _frame(rows: pd.DataFrame, h: int, mu: np.ndarray, p: np.ndarray) -> pd.DataFrame:
+def forecast_frame(rows: pd.DataFrame, h: int, mu: np.ndarray, p: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"h3_cell": rows["h3_cell"].to_numpy(), "forecast_date": rows["feature_date"].to_numpy(),
                          "horizon_days": h, "expected_withdrawals": np.asarray(mu, dtype=float),
                          "p_any": np.asarray(p, dtype=float)})
@@ -50,7 +50,7 @@ def _frame(rows: pd.DataFrame, h: int, mu: np.ndarray, p: np.ndarray) -> pd.Data
 
 def rolling(inputs: Inputs, start, end, cfg: dict, baselines=None, champion: HotspotModel | None = None,
             model_factory: Callable[[list[str]], HotspotModel] | None = None,
-            log: Callable[[str], None] = print) -> tuple[dict[str, pd.DataFrame], list[HotspotModel]]:
+            log: Callable[[str], None] = print) -> dict[str, pd.DataFrame]:
     """Forecasts of every method for every feature date in [start, end]. The champion, when
     given, is compared as a recipe: refitted at each origin like the challenger, so that
     neither has seen the days it forecasts."""
@@ -62,7 +62,6 @@ def rolling(inputs: Inputs, start, end, cfg: dict, baselines=None, champion: Hot
     feats = data.feature_columns(f)
     factory = model_factory or (lambda cols: from_config(cfg, cols))
     out: dict[str, list[pd.DataFrame]] = {m: [] for m in [MODEL, *baselines] + (["champion"] if champion else [])}
-    models = []
     for origin in pd.date_range(start, end, freq=f"{step}D"):
         test = f[(f["feature_date"] >= origin) & (f["feature_date"] < origin + pd.Timedelta(days=step))
                  & (f["feature_date"] <= end)]
@@ -71,20 +70,19 @@ def rolling(inputs: Inputs, start, end, cfg: dict, baselines=None, champion: Hot
             continue
         t0 = time.perf_counter()
         model = factory(feats).fit(train, inputs.arrived, origin)
-        models.append(model)
         champion_refit = champion.clone().fit(train, inputs.arrived, origin) if champion is not None else None
         for h in horizons:
-            out[MODEL].append(_frame(test, h, *model.predict(test, h)))
+            out[MODEL].append(forecast_frame(test, h, *model.predict(test, h)))
             if champion_refit is not None:
-                out["champion"].append(_frame(test, h, *champion_refit.predict(test, h)))
+                out["champion"].append(forecast_frame(test, h, *champion_refit.predict(test, h)))
             for name in baselines:
                 b = BASELINES[name]().fit(train, inputs.arrived, inputs.neighbours, h, origin)
                 mu = b.predict(test, inputs.arrived, inputs.neighbours, h)
-                out[name].append(_frame(test, h, mu, p_any_from_mu(mu)))
+                out[name].append(forecast_frame(test, h, mu, p_any_from_mu(mu)))
         log(f"progress: origin {origin.date()}: {len(test)} cell-days forecast by {len(out)} methods "
             f"in {time.perf_counter() - t0:.1f} s (settle {model.card['settle_days']} days)")
     empty = pd.DataFrame(columns=["h3_cell", "forecast_date", "horizon_days", "expected_withdrawals", "p_any"])
-    return {m: (pd.concat(v, ignore_index=True) if v else empty) for m, v in out.items()}, models
+    return {m: (pd.concat(v, ignore_index=True) if v else empty) for m, v in out.items()}
 
 
 def evaluate(forecasts: dict[str, pd.DataFrame], inputs: Inputs, truth_file=None, ks=(50, 200, 1000),
@@ -210,7 +208,7 @@ def run(warehouse: str, start, end, landing: str | None = None, log: Callable[[s
     truth = data.truth_path(landing)
     k = gate_k(cfg, inputs.features, pd.date_range(start, end))
     ks = sorted(set(cfg["ks"]) | {k})
-    forecasts, _ = rolling(inputs, start, end, cfg, log=log)
+    forecasts = rolling(inputs, start, end, cfg, log=log)
     fc = forecasts.pop(MODEL)
     # Issued at the start of the forecast day in IST, after the previous day's extract.
     fc["issued_at"] = (fc["forecast_date"].dt.tz_localize("Asia/Kolkata")).map(pd.Timestamp.isoformat)

@@ -56,7 +56,7 @@ def score(warehouse: str, forecast_date=None, log=print) -> dict:
     if model is not None:
         for h in cfg["horizons"]:
             mu, p = model.predict(rows, h)
-            parts.append(backtest._frame(rows, h, mu, p))
+            parts.append(backtest.forecast_frame(rows, h, mu, p))
     else:
         version = f"baseline/{FALLBACK} (no champion in {tracking.model_name(warehouse)} yet)"
         arrived = data.load_arrived(conn, before=d)
@@ -65,7 +65,7 @@ def score(warehouse: str, forecast_date=None, log=print) -> dict:
         for h in cfg["horizons"]:
             b = BASELINES[FALLBACK]().fit(history, arrived, neighbours, h, d)
             mu = b.predict(rows, arrived, neighbours, h)
-            parts.append(backtest._frame(rows, h, mu, p_any_from_mu(mu)))
+            parts.append(backtest.forecast_frame(rows, h, mu, p_any_from_mu(mu)))
     fc = pd.concat(parts, ignore_index=True)
     n = store.write_forecast(conn, "hotspot_forecast", fc, issued_at, version, replace_all=True)
     score_s = time.perf_counter() - t0

@@ -103,7 +103,7 @@ def train(warehouse: str, landing: str | None = None, overrides: dict | None = N
         log(f"progress: challenger has the recipe of champion {champion_id}: a refresh on newer data")
 
     t0 = time.perf_counter()
-    forecasts, models = backtest.rolling(inputs, ev_start, ev_end, cfg, champion=None if refresh else champion,
+    forecasts = backtest.rolling(inputs, ev_start, ev_end, cfg, champion=None if refresh else champion,
                                          model_factory=lambda cols: from_config(cfg, feats), log=log)
     k = backtest.gate_k(cfg, inputs.features, pd.date_range(ev_start, ev_end))
     per_date = backtest.evaluate(forecasts, inputs, truth, ks=sorted(set(cfg["ks"]) | {k}))
