@@ -10,12 +10,14 @@ from hotspots import db, settings
 
 
 def init_warehouse(warehouse: str | None = None) -> None:
+    from hotspots.alerts import store as alert_store
     from hotspots.ingest import load
 
     conn = db.connect(warehouse)
     try:
         load.ensure_schema(conn)
         n = load.load_gazetteer(conn)
+        alert_store.ensure_schema(conn)
     finally:
         conn.close()
     name = settings.pg(warehouse).warehouse
