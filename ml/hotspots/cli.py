@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from hotspots import db, settings
+from hotspots.alerts import cli as alerts_cli
 
 
 def init_warehouse(warehouse: str | None = None) -> None:
@@ -127,7 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     pb.add_argument("--start", required=True)
     pb.add_argument("--end", required=True)
     pb.add_argument("--landing", default=None)
+    alerts_cli.add_parser(sub)
     a = p.parse_args(argv)
+    if a.cmd == "alerts":
+        return alerts_cli.run(a, a.warehouse or settings.pg().warehouse)
     if a.cmd == "init-warehouse":
         init_warehouse(a.warehouse)
     elif a.cmd == "ingest":

@@ -1,0 +1,245 @@
+"""Delivery from the outbox through Apprise: claims with a lease, retries with backoff,
+dead letters with the last error, every attempt recorded; a failing channel never blocks
+the others (each message and channel is its own row, sent by a pool of workers).
+
+A worker claims one due message (``for update skip locked``: two workers or two
+schedulers never hold the same one), commits the claim (status ``sending``, its
+``host:pid`` and a lease), sends, and commits the result. A message whose worker died
+(its pid is gone on this host, or its lease ran out) is taken over. The narrow window
+between the receiver accepting a message and the result's commit is the only place a
+duplicate can come from; every message carries its id (``X-Hotspots-Message-Id``
+header, ``message_id`` in webhook payloads) so a receiver can drop such a copy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from hotspots import db
+from hotspots.alerts import maps
+from hotspots.alerts.config import Recipients, Rules
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+_CLAIM = """
+update alerts.messages m set status = 'sending', claimed_by = %(me)s,
+       lease_until = now() + make_interval(secs => %(lease)s), attempts = m.attempts + 1
+where m.message_id = (
+    select message_id from alerts.messages
+    where (status in ('pending', 'failed') and next_attempt_at <= now())
+       or (status = 'sending' and (lease_until < now() or claimed_by = any(%(dead)s)))
+    order by created_at, message_id
+    limit 1 for update skip locked)
+returning m.message_id, m.recipient, m.channel, m.channel_kind, m.kind, m.subject, m.body_text, m.body_html,
+          m.payload, m.map_cells, m.forecast_date, m.attempts
+"""
+
+
+def _dead_workers(cur) -> list[str]:
+    """Workers on this host holding a lease whose process is gone."""
+    cur.execute("select distinct claimed_by from alerts.messages where status = 'sending'")
+    host = socket.gethostname()
+    dead = []
+    for (who,) in cur.fetchall():
+        h, _, pid = (who or "").rpartition(":")
+        if h == host and pid.isdigit() and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                dead.append(who)
+            except PermissionError:
+                pass
+    return dead
+
+
+def _record(cur, message_id: str, channel: str, attempt: int, ok: bool, error: str | None, status: str,
+            backoff: float) -> None:
+    cur.execute("""update alerts.messages set status = %s, last_error = %s, claimed_by = null, lease_until = null,
+                          sent_at = case when %s then now() else sent_at end,
+                          next_attempt_at = now() + make_interval(secs => %s)
+                   where message_id = %s""", (status, error, ok, backoff, message_id))
+    cur.execute("""insert into alerts.attempts (alert_id, attempt_no, attempted_at, ok, error, channel, message_id)
+                   select alert_id, %s, now(), %s, %s, %s, %s from alerts.message_alerts where message_id = %s
+                   on conflict (alert_id, channel, attempt_no) do update
+                   set attempted_at = excluded.attempted_at, ok = excluded.ok, error = excluded.error""",
+                (attempt, ok, error, channel, message_id, message_id))
+    # The alert's own status: sent when every channel delivered, dead_letter when one gave up
+    # (the others done), failed while retries remain, else pending.
+    cur.execute("""
+        update alerts.alerts a set status = s.status, attempts = s.attempts, last_error = s.last_error,
+                                   sent_at = s.sent_at
+        from (select ma.alert_id,
+                     case when bool_and(m.status = 'sent') then 'sent'
+                          when bool_and(m.status in ('sent', 'dead_letter')) then 'dead_letter'
+                          when bool_or(m.status in ('failed', 'dead_letter')) then 'failed'
+                          else 'pending' end as status,
+                     max(m.attempts) as attempts,
+                     (array_agg(m.channel || ': ' || m.last_error order by m.status = 'dead_letter' desc)
+                        filter (where m.last_error is not null))[1] as last_error,
+                     min(m.sent_at) as sent_at
+              from alerts.message_alerts ma join alerts.messages m using (message_id)
+              where ma.alert_id in (select alert_id from alerts.message_alerts where message_id = %s)
+              group by 1) s
+        where a.alert_id = s.alert_id and a.status <> 'silenced'""", (message_id,))
+
+
+def send_one(url: str, subject: str, body: str, body_format: str, message_id: str, attachments: list[Path],
+             timeout: float) -> tuple[bool, str | None]:
+    """One Apprise notification to one URL; (ok, error text)."""
+    import apprise
+
+    obj = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    if obj is None:
+        return False, "not a valid Apprise URL"
+    if hasattr(obj, "headers") and isinstance(obj.headers, dict):
+        obj.headers["X-Hotspots-Message-Id"] = message_id
+    for attr in ("socket_connect_timeout", "socket_read_timeout"):
+        if hasattr(obj, attr):
+            setattr(obj, attr, timeout)
+    if hasattr(obj, "timeout"):
+        obj.timeout = timeout
+    a = apprise.Apprise()
+    a.add(obj)
+    attach = apprise.AppriseAttachment([str(p) for p in attachments]) if attachments else None
+    fmt = apprise.NotifyFormat.HTML if body_format == "html" else apprise.NotifyFormat.TEXT
+    with apprise.LogCapture(level=logging.WARNING) as logs:
+        try:
+            ok = a.notify(body=body, title=subject, body_format=fmt, attach=attach)
+        except Exception as e:  # noqa: BLE001 - a channel's failure is data, not a crash
+            return False, f"{type(e).__name__}: {e}"
+        text = logs.getvalue().strip()
+    if ok:
+        return True, None
+    lines = [x for x in text.splitlines() if x.strip()]
+    return False, (" | ".join(lines[-3:]) or "notify returned False")[:1000]
+
+
+class Dispatcher:
+    def __init__(self, warehouse: str, recipients: Recipients, rules: Rules, log=print):
+        self.warehouse, self.recipients, self.rules, self.log = warehouse, recipients, rules, log
+        d = rules.delivery
+        self.max_attempts = int(d.get("max_attempts", 4))
+        self.backoff = float(d.get("backoff_seconds", 2))
+        self.backoff_max = float(d.get("backoff_max_seconds", 60))
+        self.lease = float(d.get("lease_seconds", 120))
+        self.timeout = float(d.get("timeout_seconds", 15))
+        self.workers = int(d.get("workers", 4))
+        self.lock = threading.Lock()
+        self.stats = {"sent": 0, "failed": 0, "dead_letter": 0, "map_seconds": 0.0, "send_seconds": 0.0}
+        self.tmp = Path(tempfile.mkdtemp(prefix="hotspots-alerts-"))
+
+    def _attachments(self, conn, cells: list[str], forecast_date) -> list[Path]:
+        pngs, spent = maps.ensure_maps(conn, cells, forecast_date)
+        with self.lock:
+            self.stats["map_seconds"] += spent
+        paths = []
+        for cell in cells:
+            p = self.tmp / f"{forecast_date}" / f"map-{cell}.png"
+            if not p.exists():
+                p.parent.mkdir(parents=True, exist_ok=True)
+                tmp = p.with_suffix(f".{threading.get_ident()}.tmp")
+                tmp.write_bytes(pngs[cell])
+                tmp.replace(p)
+            paths.append(p)
+        return paths
+
+    def _one(self, conn) -> bool:
+        """Claims and sends one due message; False when none is due."""
+        with conn.cursor() as cur:
+            dead = _dead_workers(cur)
+            cur.execute(_CLAIM, {"me": WORKER, "lease": self.lease, "dead": dead})
+            row = cur.fetchone()
+        conn.commit()
+        if row is None:
+            return False
+        (mid, rec_name, ch_name, ch_kind, _kind, subject, text, html, payload, map_cells, fdate, attempt) = row
+        rec = self.recipients.by_name(rec_name)
+        channel = next((c for c in rec.channels if c.name == ch_name), None) if rec else None
+        ok, error = False, None
+        if channel is None:
+            error, attempt = f"channel {ch_name} of {rec_name} is no longer in {self.recipients.path.name}", \
+                self.max_attempts
+        else:
+            try:
+                attachments = self._attachments(conn, list(map_cells or []), fdate) if ch_kind == "email" else []
+                if ch_kind == "email":
+                    body, fmt = html or text, "html" if html else "text"
+                elif ch_kind == "webhook":
+                    doc = payload if isinstance(payload, dict) else json.loads(payload or "{}")
+                    body, fmt = json.dumps(dict(doc, message_id=mid, text=text), ensure_ascii=False, default=str), \
+                        "text"
+                else:
+                    body, fmt = text, "text"
+                t0 = time.perf_counter()
+                ok, error = send_one(channel.url, subject, body, fmt, mid, attachments, self.timeout)
+                with self.lock:
+                    self.stats["send_seconds"] += time.perf_counter() - t0
+            except Exception as e:  # noqa: BLE001 - recorded as this attempt's error
+                conn.rollback()
+                ok, error = False, f"{type(e).__name__}: {e}"[:1000]
+        if ok:
+            status, wait = "sent", 0.0
+        elif attempt >= self.max_attempts:
+            status, wait = "dead_letter", 0.0
+        else:
+            status, wait = "failed", min(self.backoff * 2 ** (attempt - 1), self.backoff_max)
+        with conn.cursor() as cur:
+            _record(cur, mid, ch_name, attempt, ok, error, status, wait)
+        conn.commit()
+        with self.lock:
+            self.stats[status] += 1
+        if not ok:
+            self.log(f"alerts: {rec_name}/{ch_name} message {mid} attempt {attempt}: {status}: {error}")
+        return True
+
+    def _worker(self) -> None:
+        conn = db.connect(self.warehouse)
+        try:
+            while self._one(conn):
+                pass
+        finally:
+            conn.close()
+
+    def _next_due(self) -> float | None:
+        """Seconds until the next retry is due (0 when one is due now), None when nothing is left."""
+        conn = db.connect(self.warehouse)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("""select extract(epoch from min(case when status = 'sending' then lease_until
+                                                                  else next_attempt_at end) - now())
+                               from alerts.messages where status in ('pending', 'failed', 'sending')""")
+                v = cur.fetchone()[0]
+        finally:
+            conn.close()
+        return None if v is None else max(float(v), 0.0)
+
+    def run(self, wait: bool = True, max_wait_s: float = 600) -> dict:
+        """Sends everything due; with ``wait`` also waits for the retries (bounded)."""
+        t0 = time.perf_counter()
+        conn = db.connect(self.warehouse)
+        try:
+            self.stats["map_seconds"] += maps.prerender(conn)  # once per cell, before the parallel sends
+        finally:
+            conn.close()
+        while True:
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                for f in [pool.submit(self._worker) for _ in range(self.workers)]:
+                    f.result()
+            nxt = self._next_due()
+            if nxt is None or not wait or time.perf_counter() - t0 + nxt > max_wait_s:
+                break
+            time.sleep(min(nxt, 30) + 0.05)
+        self.stats["seconds"] = round(time.perf_counter() - t0, 2)
+        self.stats["map_seconds"] = round(self.stats["map_seconds"], 2)
+        self.stats["send_seconds"] = round(self.stats["send_seconds"], 2)
+        self.log(f"alerts: delivered {self.stats['sent']} messages, {self.stats['failed']} failed attempts to "
+                 f"retry, {self.stats['dead_letter']} dead letters in {self.stats['seconds']} s "
+                 f"(maps rendered in {self.stats['map_seconds']} s)")
+        return self.stats
