@@ -17,6 +17,7 @@ from airflow.sdk import Param, dag, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
 
+from hotspots.alerts.failure import notify_failure
 from hotspots.assets import CELL_FEATURES, RAW_EXTRACTS
 
 DAILY_PATH = "+fct_cell_daily_features"
@@ -30,7 +31,7 @@ DBT_DIR = Path(os.environ.get("HOTSPOTS_ROOT", Path(__file__).resolve().parents[
     max_active_runs=1,
     tags=["features"],
     doc_md=__doc__,
-    default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=30), "on_failure_callback": notify_failure},
     params={"warehouse": Param(os.environ.get("WAREHOUSE", "hotspots"), type="string",
                                description="warehouse database")},
 )

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from airflow.sdk import Param, dag, task
 
+from hotspots.alerts.failure import notify_failure
 from hotspots.assets import RAW_EXTRACTS
 
 
@@ -23,7 +24,7 @@ from hotspots.assets import RAW_EXTRACTS
     max_active_runs=1,
     tags=["ingest"],
     doc_md=__doc__,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "on_failure_callback": notify_failure},
     params={
         "landing": Param(os.environ.get("HOTSPOTS_LANDING", ""), type="string",
                          description="absolute path of the landing folder"),

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from airflow.sdk import Param, dag, task
 
+from hotspots.alerts.failure import notify_failure
 from hotspots.assets import CELL_FEATURES, HOTSPOT_FORECAST
 
 
@@ -25,7 +26,7 @@ from hotspots.assets import CELL_FEATURES, HOTSPOT_FORECAST
     max_active_runs=1,
     tags=["scoring"],
     doc_md=__doc__,
-    default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=30), "on_failure_callback": notify_failure},
     params={"warehouse": Param(os.environ.get("WAREHOUSE", "hotspots"), type="string",
                                description="warehouse database")},
 )

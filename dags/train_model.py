@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
+from hotspots.alerts.failure import notify_failure
 from hotspots.assets import MODEL_REGISTRY
 
 
@@ -26,7 +27,7 @@ from hotspots.assets import MODEL_REGISTRY
     max_active_runs=1,
     tags=["training"],
     doc_md=__doc__,
-    default_args={"retries": 1, "retry_delay": timedelta(minutes=2)},
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=2), "on_failure_callback": notify_failure},
     params={
         "warehouse": Param(os.environ.get("WAREHOUSE", "hotspots"), type="string", description="warehouse database"),
         "landing": Param("", type="string", description="landing folder; its ../truth is used for evaluation "
