@@ -77,6 +77,7 @@ def report(landing: str | None = None, warehouse: str | None = None) -> None:
             print("repairs (dq_flags of loaded rows):")
             for flag, n in rows:
                 print(f"  {flag:28s} {n:>8}")
+        _print_locations(cur)
         cur.execute("""select extract_date, reason from ingest.extract_ledger where status = 'rejected'
                        order by extract_date, delivery_id""")
         for d, reason in cur.fetchall():
@@ -110,6 +111,71 @@ def report(landing: str | None = None, warehouse: str | None = None) -> None:
     print(f"\nwhere to look: eval \"$(make -s env WAREHOUSE={name})\"; psql   "
           f"(schemas raw, ingest, ref on {s.host}:{s.port}); Airflow logs in .local/airflow/logs; "
           f"`make up` for the Airflow UI and the MLflow UI (runs, models, backtest plots)")
+
+
+LOCATION_DATES_SHOWN = 14
+
+
+def _print_locations(cur) -> None:
+    """How withdrawals were located, per extract date they first arrived in: by their own
+    coordinates, by their terminal's registry position, by PIN centroid, or not at all; and the
+    terminals seen for the first time. Read from the located model once features are built, else
+    from the raw rows (then 'terminal' is what the registry would give)."""
+    cur.execute("select to_regclass('intermediate.int_withdrawals_located') is not null")
+    if cur.fetchone()[0]:
+        source = "select extract_date, terminal_id, located_by from intermediate.int_withdrawals_located"
+    else:
+        source = """select w.first_extract_date as extract_date, w.terminal_id,
+                           case when w.h3_cell is not null then 'coordinates'
+                                when exists (select 1 from raw.withdrawals k
+                                             where k.terminal_id = w.terminal_id and k.h3_cell is not null
+                                               and k.first_extract_date <= w.first_extract_date) then 'terminal'
+                                when p.h3_cell is not null then 'pincode' end as located_by
+                    from raw.withdrawals w left join ref.pincodes p on p.pincode = w.pincode"""
+    cur.execute(f"""with w as ({source}),
+                    first_seen as (select terminal_id, min(extract_date) as d from w
+                                   where terminal_id is not null group by 1)
+                    select w.extract_date, count(*),
+                           count(*) filter (where located_by = 'coordinates'),
+                           count(*) filter (where located_by = 'terminal'),
+                           count(*) filter (where located_by = 'pincode'),
+                           count(*) filter (where located_by is null),
+                           (select count(*) from first_seen f where f.d = w.extract_date)
+                    from w group by 1 order by 1""")
+    rows = cur.fetchall()
+    if not rows:
+        return
+    print("withdrawals located (by first extract date): coordinates / terminal registry / PIN centroid / "
+          "unlocated; terminals seen for the first time")
+    print(f"  {'extract':10s} {'rows':>8} {'coords':>8} {'terminal':>9} {'pin':>7} {'none':>6} {'new term.':>10}")
+    shown = rows[-LOCATION_DATES_SHOWN:]
+    if len(rows) > len(shown):
+        print(f"  ... {len(rows) - len(shown)} earlier dates")
+    totals = [sum(r[i] for r in rows) for i in range(1, 7)]
+    for d, n, by_coords, by_terminal, by_pin, none, new in [*shown, ("all", *totals)]:
+        warn = "  <- many on PIN centroids" if n and by_pin / n > 0.10 else ""
+        print(f"  {str(d):10s} {n:>8} {by_coords:>8} {by_terminal:>9} {by_pin:>7} {none:>6} {new:>10}{warn}")
+
+
+def _report_quarantine_per_delivery(cur, last: int = 14) -> None:
+    """Quarantined rows per reason of the current delivery of each date (ingest.extract_ledger.quarantine_reasons)."""
+    cur.execute("""select count(*) from information_schema.columns where table_schema = 'ingest'
+                   and table_name = 'extract_ledger' and column_name = 'quarantine_reasons'""")
+    if not cur.fetchone()[0]:
+        return
+    cur.execute("""select extract_date, delivery_id, rows_read, rows_quarantined, quarantine_reasons
+                   from (select distinct on (extract_date) * from ingest.extract_ledger where status = 'loaded'
+                         order by extract_date, delivery_id desc) d
+                   where rows_quarantined > 0 order by extract_date""")
+    rows = cur.fetchall()
+    if not rows:
+        return
+    print("quarantine per delivery (ingest.extract_ledger.quarantine_reasons; per file in ingest.file_ledger):")
+    if len(rows) > last:
+        print(f"  ... {len(rows) - last} earlier dates with quarantined rows")
+    for d, delivery, read, quarantined, reasons in rows[-last:]:
+        counts = " ".join(f"{k}={v}" for k, v in sorted((reasons or {}).items(), key=lambda kv: (-kv[1], kv[0])))
+        print(f"  {d} delivery {delivery}: {quarantined} of {read} rows: {counts}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,9 @@
 
 - features hold what hand computation over the raw tables gives;
 - a daily incremental build gives the same rows as a full rebuild;
+- the terminal registry locates withdrawals without coordinates at their terminal's
+  position as known when the row first arrived (an independent pandas reading of the
+  raw rows agrees), and a later extract never moves a row that had arrived before it;
 - `dbt build --full-refresh` (models, data tests and unit tests) passes.
 """
 
@@ -19,7 +22,38 @@ from tests.conftest import PRODUCER_B, ROOT, run_dag
 
 pytestmark = pytest.mark.integration
 FEATURE_TABLES = ("marts.fct_cell_daily_features", "intermediate.int_cell_withdrawal_windows",
-                  "marts.fct_cell_targets")
+                  "marts.fct_cell_targets", "intermediate.int_terminal_registry",
+                  "intermediate.int_withdrawals_located")
+
+
+def located_by_hand(sql) -> pd.DataFrame:
+    """The location rule read straight from the raw rows, without dbt: own coordinates; else the
+    cell most of the terminal's reports with coordinates fell in, counting only reports that had
+    first arrived by the row's own first extract (ties: the cell seen first, then the smaller
+    index); else the PIN centroid."""
+    w = pd.DataFrame(sql("""
+        select w.withdrawal_id, nullif(trim(w.terminal_id), '') as terminal_id, w.h3_cell as coord_cell,
+               p.h3_cell as pin_cell, w.first_extract_date,
+               (w.withdrawn_at at time zone 'Asia/Kolkata')::date as event_date
+        from raw.withdrawals w left join ref.pincodes p on p.pincode = w.pincode"""),
+        columns=["withdrawal_id", "terminal_id", "coord_cell", "pin_cell", "extract_date", "event_date"])
+    reports = w[w["coord_cell"].notna() & w["terminal_id"].notna()]
+    cells, by = [], []
+    for row in w.itertuples():
+        if pd.notna(row.coord_cell):
+            cells.append(row.coord_cell)
+            by.append("coordinates")
+            continue
+        known = reports[(reports["terminal_id"] == row.terminal_id) & (reports["extract_date"] <= row.extract_date)]
+        if pd.notna(row.terminal_id) and len(known):
+            stats = known.groupby("coord_cell").agg(n=("extract_date", "size"), first=("extract_date", "min"))
+            stats = stats.reset_index().sort_values(["n", "first", "coord_cell"], ascending=[False, True, True])
+            cells.append(stats["coord_cell"].iloc[0])
+            by.append("terminal")
+        else:
+            cells.append(row.pin_cell if pd.notna(row.pin_cell) else None)
+            by.append("pincode" if pd.notna(row.pin_cell) else None)
+    return w.assign(cell=cells, located_by=by)
 
 
 def table(warehouse, name):
@@ -40,6 +74,7 @@ def test_incremental_equals_full_and_hand_computed_values(warehouse, sql, tmp_pa
     out = run_dag("build_features", {"warehouse": warehouse})
     assert "summary: features" in out
     first_max = sql("select max(feature_date) from marts.fct_cell_daily_features")[0][0]
+    early = dict(sql("select withdrawal_id, h3_cell from intermediate.int_withdrawals_located"))
 
     for d in dates[2:]:
         (landing / d).symlink_to(PRODUCER_B / d)
@@ -59,12 +94,28 @@ def test_incremental_equals_full_and_hand_computed_values(warehouse, sql, tmp_pa
     for t in FEATURE_TABLES:
         pd.testing.assert_frame_equal(incremental[t], table(warehouse, t), check_dtype=False, obj=t)
 
+    # The terminal registry: producer-b reports a fifth of its withdrawals with a terminal but
+    # no coordinates, and many of those terminals with coordinates elsewhere.
+    hand = located_by_hand(sql)
+    dbt_rows = pd.DataFrame(sql("select withdrawal_id, h3_cell, located_by from intermediate.int_withdrawals_located"),
+                            columns=["withdrawal_id", "h3_cell", "located_by"])
+    both = hand.merge(dbt_rows, on="withdrawal_id", how="outer", indicator=True)
+    assert (both["_merge"] == "both").all()
+    assert (both["cell"].fillna("-") == both["h3_cell"].fillna("-")).all(), both[both["cell"] != both["h3_cell"]]
+    assert (both["located_by_x"].fillna("-") == both["located_by_y"].fillna("-")).all()
+    counts = both["located_by_y"].value_counts()
+    assert counts.get("terminal", 0) >= 50 and counts.get("pincode", 0) > 0, counts
+    # A row that arrived in the first two extracts is where it was before the later ones came
+    # (unless a later extract re-sent the row itself).
+    resent = {r[0] for r in sql("select withdrawal_id from raw.withdrawals where extract_date > first_extract_date")}
+    now = dict(zip(both["withdrawal_id"], both["h3_cell"], strict=True))
+    moved = [k for k, cell in early.items() if k not in resent and now[k] != cell]
+    assert not moved and len(early) > 200
+    (n_terminals,), = sql("select count(*) from marts.dim_terminals where h3_cell is not null")
+    assert n_terminals > 100
+
     # Hand computation over the raw tables: what had arrived before D, in windows ending D-1.
-    w = pd.DataFrame(sql("""
-        select coalesce(w.h3_cell, p.h3_cell) as cell,
-               (w.withdrawn_at at time zone 'Asia/Kolkata')::date as event_date, w.first_extract_date
-        from raw.withdrawals w left join ref.pincodes p on p.pincode = w.pincode
-        where coalesce(w.h3_cell, p.h3_cell) is not null"""), columns=["cell", "event_date", "extract_date"])
+    w = hand.loc[hand["cell"].notna(), ["cell", "event_date", "extract_date"]]
     feats = incremental["marts.fct_cell_daily_features"]
     busiest = w["cell"].value_counts().index[:3]
     checked = 0

@@ -5,6 +5,6 @@ select
     h3_cell,
     min(extract_date) as first_extract_date,
     count(*)::integer as n_withdrawals
-from {{ ref('stg_raw__withdrawals') }}
+from {{ ref('int_withdrawals_located') }}
 where h3_cell is not null
 group by 1, 2

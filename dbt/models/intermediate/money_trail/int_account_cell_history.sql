@@ -16,14 +16,14 @@ with
 {% if is_incremental() %}
 touched as (
     select distinct account, h3_cell
-    from {{ ref('stg_raw__withdrawals') }}
+    from {{ ref('int_withdrawals_located') }}
     where h3_cell is not null and extract_date >= {{ build_date_start('valid_from', 0) }}
 ),
 {% endif %}
 
 per_extract as (
     select w.account, w.h3_cell, w.extract_date, count(*)::integer as n_withdrawals
-    from {{ ref('stg_raw__withdrawals') }} as w
+    from {{ ref('int_withdrawals_located') }} as w
     {% if is_incremental() %}
         inner join touched as t on w.account = t.account and w.h3_cell = t.h3_cell
     {% endif %}

@@ -6,6 +6,6 @@ select
     extract_date,
     count(*)::integer as n_withdrawals,
     sum(amount_inr) as amount_inr
-from {{ ref('stg_raw__withdrawals') }}
+from {{ ref('int_withdrawals_located') }}
 where h3_cell is not null
 group by 1, 2, 3

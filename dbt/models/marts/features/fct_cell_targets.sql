@@ -6,7 +6,7 @@ with
 
 daily as (
     select h3_cell, withdrawn_date, count(*)::integer as n
-    from {{ ref('stg_raw__withdrawals') }}
+    from {{ ref('int_withdrawals_located') }}
     where h3_cell is not null
     group by 1, 2
 ),

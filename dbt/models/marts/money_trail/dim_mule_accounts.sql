@@ -22,7 +22,7 @@ withdrawn as (
         count(*)::integer as n_withdrawals,
         sum(amount_inr) as amount_withdrawn_inr,
         array_agg(distinct h3_cell) filter (where h3_cell is not null) as cashout_cells
-    from {{ ref('stg_raw__withdrawals') }}
+    from {{ ref('int_withdrawals_located') }}
     group by 1
 )
 

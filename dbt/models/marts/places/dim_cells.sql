@@ -15,7 +15,7 @@ activity as (
         min(extract_date) as first_extract_date,
         count(*)::integer as n_withdrawals,
         count(distinct terminal_id)::integer as n_terminals
-    from {{ ref('stg_raw__withdrawals') }}
+    from {{ ref('int_withdrawals_located') }}
     where h3_cell is not null
     group by 1
 )

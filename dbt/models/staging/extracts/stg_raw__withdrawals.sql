@@ -1,6 +1,9 @@
--- Withdrawals located by their coordinates, or else by their PIN code's centroid
--- (located_by says which; null when neither is usable). The one join in staging:
--- a look-up of the reference directory, not a business join.
+-- Withdrawals as delivered, with the two locations staging can give on its own: the
+-- res-8 cell of the reported coordinates (coord_cell, computed at ingest; null when the
+-- row had none usable: missing, zero or outside India, which ingest repairs to null)
+-- and the cell of the PIN code's centroid (pincode_cell). Where a withdrawal happened
+-- is decided downstream, in int_withdrawals_located, with the terminal registry between
+-- the two. The one join in staging: a look-up of the reference directory.
 with
 
 source as (
@@ -17,22 +20,19 @@ renamed as (
         w.account,
         w.ack_no,
         w.channel,
-        w.terminal_id,
+        nullif(trim(w.terminal_id), '') as terminal_id,
         w.amount_inr::double precision as amount_inr,
         w.withdrawn_at,
         (w.withdrawn_at at time zone 'Asia/Kolkata')::date as withdrawn_date,
         w.first_extract_date as extract_date,
         w.extract_date as latest_extract_date,
         w.pincode,
-        coalesce(w.h3_cell, p.h3_cell) as h3_cell,
-        case
-            when w.h3_cell is not null then 'coordinates'
-            when p.h3_cell is not null then 'pincode'
-        end as located_by,
-        case
-            when w.lon is not null then st_setsrid(st_makepoint(w.lon, w.lat), 4326)
-            when p.lon is not null then st_setsrid(st_makepoint(p.lon, p.lat), 4326)
-        end as geom,
+        w.h3_cell as coord_cell,
+        case when w.h3_cell is not null then w.lat end as lat,
+        case when w.h3_cell is not null then w.lon end as lon,
+        p.h3_cell as pincode_cell,
+        p.lat as pincode_lat,
+        p.lon as pincode_lon,
         w.dq_flags
     from source as w
     left join pincodes as p on w.pincode = p.pincode

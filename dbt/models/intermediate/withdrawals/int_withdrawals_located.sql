@@ -1,0 +1,63 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
+    unique_key='withdrawal_id',
+    indexes=[{'columns': ['withdrawal_id'], 'unique': true}, {'columns': ['extract_date']},
+             {'columns': ['account']}, {'columns': ['h3_cell', 'withdrawn_date']}],
+) }}
+-- Every withdrawal with where it happened, by the first rule that applies (located_by):
+--   coordinates  the row's own coordinates (after ingest's repairs);
+--   terminal     its terminal's position in the registry as known in the extract the row
+--                first arrived in (int_terminal_registry; no look-ahead);
+--   pincode      the centroid of its PIN code, the last resort;
+--   null         none of these (h3_cell null; not counted anywhere).
+-- Rows without usable coordinates (missing, or repaired at ingest: zero, outside India)
+-- all go through the same rule. Grain: withdrawal_id.
+with
+
+withdrawals as (
+    select * from {{ ref('stg_raw__withdrawals') }}
+    {% if is_incremental() %}
+        where
+            extract_date >= {{ build_date_start('extract_date', 0) }}
+            or latest_extract_date >= {{ build_date_start('extract_date', 0) }}
+    {% endif %}
+),
+
+registry as (
+    select * from {{ ref('int_terminal_registry') }}
+)
+
+select
+    w.withdrawal_id,
+    w.account,
+    w.ack_no,
+    w.channel,
+    w.terminal_id,
+    w.amount_inr,
+    w.withdrawn_at,
+    w.withdrawn_date,
+    w.extract_date,
+    w.latest_extract_date,
+    w.pincode,
+    coalesce(w.coord_cell, t.h3_cell, w.pincode_cell) as h3_cell,
+    case
+        when w.coord_cell is not null then 'coordinates'
+        when t.h3_cell is not null then 'terminal'
+        when w.pincode_cell is not null then 'pincode'
+    end as located_by,
+    case
+        when w.coord_cell is not null then st_setsrid(st_makepoint(w.lon, w.lat), 4326)
+        when t.h3_cell is not null then st_setsrid(st_makepoint(t.lon, t.lat), 4326)
+        when w.pincode_lon is not null then st_setsrid(st_makepoint(w.pincode_lon, w.pincode_lat), 4326)
+    end as geom,
+    w.dq_flags,
+    now() as built_at
+from withdrawals as w
+left join registry as t
+    on
+        w.terminal_id = t.terminal_id
+        and w.coord_cell is null
+        and w.extract_date >= t.valid_from
+        and w.extract_date < t.valid_to
