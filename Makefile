@@ -27,10 +27,14 @@ VENV := $(ROOT)/.venv
 PY := $(VENV)/bin/python
 LOCAL := $(ROOT)/.local
 PIPELINE_STAMP := $(VENV)/.installed-pipeline
-SYSTEM_STAMP := $(LOCAL)/.installed-system
-SYSTEM_PACKAGES := postgresql-15 postgresql-15-postgis-3
+SYSTEM_PACKAGES := postgresql-15 postgresql-15-postgis-3 chromium chromium-driver
+# The stamp names the package list, so adding a package installs it on machines set up before.
+SYSTEM_STAMP := $(LOCAL)/.installed-system-$(shell echo $(SYSTEM_PACKAGES) | md5sum | cut -c1-8)
+# Superset 6.1 in its own virtualenv (SQLAlchemy 1.4, pandas 2.1): superset/, scripts/superset.sh.
+SUPERSET_VENV := $(ROOT)/.venv-superset
+SUPERSET_STAMP := $(SUPERSET_VENV)/.installed-superset
 
-export PGHOST PGPORT PGUSER PGPASSWORD WAREHOUSE
+export PGHOST PGPORT PGUSER PGPASSWORD WAREHOUSE SUPERSET_PORT
 export PATH := $(VENV)/bin:$(PATH)
 export HOTSPOTS_ROOT := $(ROOT)
 # A keyed hash pseudonymises victim mobiles; the key comes from the environment, or a
@@ -65,7 +69,7 @@ export GX_ANALYTICS_ENABLED := False
 # LightGBM (OpenMP): sleep rather than spin while waiting, so 2 cores shared with PostgreSQL do not thrash.
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: help deps db warehouse airflow-init run simulate ingest features train score backtest report bench-quality bench test test-unit lint up down env lock clean-local
+.PHONY: help deps db warehouse airflow-init run simulate ingest features train score backtest report bench-quality bench test test-unit lint up down env lock lock-superset superset clean-local
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -78,7 +82,11 @@ $(PIPELINE_STAMP): requirements/pipeline.lock pyproject.toml
 	@scripts/install-python.sh "$(VENV)" requirements/pipeline.lock
 	@touch $@
 
-deps: $(SYSTEM_STAMP) $(PIPELINE_STAMP) ## install what is missing (Debian packages, pipeline virtualenv)
+$(SUPERSET_STAMP): requirements/superset.lock
+	@scripts/install-python.sh "$(SUPERSET_VENV)" requirements/superset.lock --no-project
+	@touch $@
+
+deps: $(SYSTEM_STAMP) $(PIPELINE_STAMP) $(SUPERSET_STAMP) ## install what is missing (Debian packages, pipeline and Superset virtualenvs)
 
 db: $(SYSTEM_STAMP) ## start the local PostgreSQL + PostGIS cluster (harmless if running)
 	@scripts/pg.sh start
@@ -120,6 +128,9 @@ endif
 	@scripts/run-dag.sh train_model '{"warehouse": "$(WAREHOUSE)", "landing": "$(or $(LANDING),$(DEFAULT_LANDING))"}'
 	@scripts/run-dag.sh score_hotspots '{"warehouse": "$(WAREHOUSE)"}'
 	@$(PY) -m hotspots.cli report --landing "$(or $(LANDING),$(DEFAULT_LANDING))"
+	@scripts/superset.sh provision
+	@scripts/services.sh start
+	@scripts/superset.sh logins
 
 train: warehouse airflow-init ## run the training DAG: evaluate, register, promote if it beats champion and baselines [LANDING= for truth]
 	@scripts/run-dag.sh train_model '{"warehouse": "$(WAREHOUSE)", "landing": "$(LANDING)"}'
@@ -149,9 +160,12 @@ test-unit: db airflow-init ## fast tests only (DAG parsing needs Airflow's metad
 	@$(PY) -m pytest -q -p no:cacheprovider -m "not integration" tests
 
 lint: $(PIPELINE_STAMP) ## ruff (with Airflow rules)
-	@$(VENV)/bin/ruff check ml dags tests
+	@$(VENV)/bin/ruff check ml dags tests superset
 
-up: db airflow-init ## start local services: PostgreSQL, Airflow UI on 127.0.0.1:AIRFLOW_PORT
+superset: deps warehouse ## provision Superset for WAREHOUSE: views, read-only role, dashboards, roles, RLS, users
+	@scripts/superset.sh provision
+
+up: db airflow-init $(SUPERSET_STAMP) ## start local services: PostgreSQL, Airflow UI, MLflow UI, Superset on 127.0.0.1
 	@scripts/services.sh start
 
 down: ## stop local services
@@ -165,6 +179,11 @@ lock: ## re-resolve requirements/pipeline.in into requirements/pipeline.lock
 	@rm -rf $(LOCAL)/lockenv && python3 -m venv $(LOCAL)/lockenv && $(LOCAL)/lockenv/bin/pip install -q -r requirements/pipeline.in
 	@{ echo "# pip freeze of the pipeline environment resolved from pipeline.in (Python 3.11). Regenerate: make lock"; \
 	   $(LOCAL)/lockenv/bin/pip freeze; } > requirements/pipeline.lock && rm -rf $(LOCAL)/lockenv
+
+lock-superset: ## re-resolve requirements/superset.in into requirements/superset.lock
+	@rm -rf $(LOCAL)/lockenv-superset && python3 -m venv $(LOCAL)/lockenv-superset && $(LOCAL)/lockenv-superset/bin/pip install -q -r requirements/superset.in
+	@{ echo "# pip freeze of the Superset environment resolved from superset.in (Python 3.11). Regenerate: make lock-superset"; \
+	   $(LOCAL)/lockenv-superset/bin/pip freeze; } > requirements/superset.lock && rm -rf $(LOCAL)/lockenv-superset
 
 clean-local: down ## delete the local cluster, Airflow home and simulated data (.local)
 	rm -rf $(LOCAL)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts/stops the local long-running services on 127.0.0.1 (Airflow API server with
-# the UI, scheduler, DAG processor) and the MLflow UI. PostgreSQL is scripts/pg.sh's. Run via make up/down.
+# the UI, scheduler, DAG processor), the MLflow UI and Superset (scripts/superset.sh). PostgreSQL is scripts/pg.sh's. Run via make up/down.
 set -euo pipefail
 RUN="$AIRFLOW_HOME/run"; mkdir -p "$RUN"
 healthy() { python -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=2)" "$1" >/dev/null 2>&1; }
@@ -49,8 +49,12 @@ case "${1:-}" in
     else
       echo "services: MLflow did not answer in 60 s, see $RUN/mlflow.log" >&2; exit 1
     fi
+    # Superset (its own virtualenv, gunicorn; scripts/superset.sh keeps its pid and log).
+    "$(dirname "$0")/superset.sh" setup
+    "$(dirname "$0")/superset.sh" start
     ;;
   stop)
+    "$(dirname "$0")/superset.sh" stop
     for s in mlflow airflow-dag-processor airflow-scheduler airflow-api; do stop_one "$s"; done
     ;;
   *) echo "usage: $0 start|stop" >&2; exit 2 ;;
