@@ -102,10 +102,10 @@ airflow-init: db $(PIPELINE_STAMP) ## migrate Airflow's metadata database
 	@[ -s $(AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE) ] || echo '{"admin": "admin"}' > $(AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE)
 	@[ -f $(AIRFLOW_HOME)/.migrated-3.3.2 ] || { echo "airflow: migrating metadata database"; airflow db migrate >$(AIRFLOW_HOME)/migrate.log 2>&1 || { tail -20 $(AIRFLOW_HOME)/migrate.log; exit 1; }; touch $(AIRFLOW_HOME)/.migrated-3.3.2; }
 
-simulate: $(PIPELINE_STAMP) ## simulate extracts: OUT=/abs/dir START= DAYS= SCALE= SEED= [TRUTH=/abs/dir]
+simulate: $(PIPELINE_STAMP) ## simulate extracts: OUT=/abs/dir START= DAYS= SCALE= SEED= [TRUTH=/abs/dir] [VARIANT=name]
 	@[ -n "$(OUT)" ] || { echo "make simulate needs OUT=/abs/dir" >&2; exit 2; }
 	@$(PY) -m hotspots.simulate --out "$(OUT)" --start $(START) --days $(DAYS) --scale $(SCALE) --seed $(SEED) \
-		--dirty-rate $(DIRTY_RATE) $(if $(TRUTH),--truth "$(TRUTH)")
+		--dirty-rate $(DIRTY_RATE) $(if $(TRUTH),--truth "$(TRUTH)") --variant $(or $(VARIANT),default)
 
 ingest: warehouse airflow-init ## run the ingest DAG on LANDING (default: the simulated history)
 	@scripts/run-dag.sh ingest_extracts '{"landing": "$(or $(LANDING),$(DEFAULT_LANDING))", "warehouse": "$(WAREHOUSE)"}'
@@ -150,8 +150,8 @@ report: warehouse ## print what the warehouse holds: loaded, quarantined, reject
 bench: deps db ## benchmarks that print figures: ingest, dbt builds, training and scoring at national scale (BENCH_DAYS, BENCH_SCALE)
 	@$(PY) -m hotspots.bench --days $(or $(BENCH_DAYS),730) --scale $(or $(BENCH_SCALE),1.0) $(BENCH_ARGS)
 
-bench-quality: deps db ## model quality: 60-day backtest after 180 days of the default scenario, against the truth
-	@$(PY) -m hotspots.bench --quality --days 240 --scale $(or $(BENCH_SCALE),0.1) $(BENCH_ARGS)
+bench-quality: deps db ## model quality: 60-day backtest after 180 days, on every simulator variant (VARIANTS=a,b), one table
+	@$(PY) -m hotspots.bench --quality --days 240 --scale $(or $(BENCH_SCALE),0.1) --variants $(or $(VARIANTS),all) $(BENCH_ARGS)
 
 test: deps db airflow-init lint ## install what is missing, lint, and run the whole test suite
 	@$(PY) -m pytest -q -p no:cacheprovider $(or $(PYTEST_ARGS),tests)

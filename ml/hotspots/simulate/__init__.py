@@ -1,5 +1,6 @@
 """Simulator of complaint extracts (contract extracts/v1) with known truth; see docs/simulator.md."""
 
 from .core import simulate
+from .scenario import VARIANTS, Scenario
 
-__all__ = ["simulate"]
+__all__ = ["VARIANTS", "Scenario", "simulate"]

@@ -1,4 +1,4 @@
-"""CLI: python -m hotspots.simulate --out DIR --start YYYY-MM-DD --days N --scale X --seed N."""
+"""CLI: python -m hotspots.simulate --out DIR --start YYYY-MM-DD --days N --scale X --seed N [--variant NAME]."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import datetime as dt
 import sys
 
 from .core import simulate
+from .scenario import VARIANTS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,11 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--truth", default=None, help="truth folder (default: OUT/../truth); never inside OUT")
     p.add_argument("--dirty-rate", type=float, default=0.02, help="share of dirty rows (0 = clean)")
+    p.add_argument("--variant", default="default", choices=list(VARIANTS),
+                   help="scenario variant (producer behaviours, ring dynamics); see docs/simulator.md")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     a = p.parse_args(argv)
     try:
         summary = simulate(a.out, a.start, a.days, a.scale, a.seed, truth=a.truth, dirty_rate=a.dirty_rate,
-                           progress=not a.quiet)
+                           progress=not a.quiet, variant=a.variant)
     except ValueError as e:
         p.error(str(e))
     if a.quiet:

@@ -22,7 +22,7 @@ from .rhythm import DAY_S, day_start_utc, ist_day
 from .rings import RingBook
 from .world import World
 
-HORIZON = 12  # days of pending intensity kept per mule account
+HORIZON = 12  # days of pending intensity kept per mule account (more when money is forwarded later)
 # Delay from money arriving to cash-out: (weight, mean hours) of an exponential mixture.
 _DELAY_MIX = ((0.45, 5.0), (0.40, 30.0), (0.15, 96.0))
 _MIN_DELAY_S = 1200
@@ -58,11 +58,12 @@ class Withdrawals:
 class CashOut:
     """Pending expected withdrawals per mule account and day, in a ring buffer of HORIZON days."""
 
-    def __init__(self, world: World, book: RingBook, rng: np.random.Generator):
+    def __init__(self, world: World, book: RingBook, rng: np.random.Generator, horizon: int = HORIZON):
         self.world, self.book, self.rng = world, book, rng
-        self.carry = np.zeros((0, HORIZON))   # from money that arrived on an earlier day
-        self.same = np.zeros((0, HORIZON))    # from money that arrives on that very day
-        self.latest = np.zeros((0, HORIZON))  # last same-day arrival second
+        self.horizon = horizon
+        self.carry = np.zeros((0, horizon))   # from money that arrived on an earlier day
+        self.same = np.zeros((0, horizon))    # from money that arrives on that very day
+        self.latest = np.zeros((0, horizon))  # last same-day arrival second
         self.last_ack = np.zeros(0, dtype=np.int64)
         self.serial = 0
         self._channel = world.terminals["channel"].to_numpy()
@@ -73,9 +74,9 @@ class CashOut:
         n = self.book.mules.capacity
         if len(self.carry) < n:
             pad = n - len(self.carry)
-            self.carry = np.vstack([self.carry, np.zeros((pad, HORIZON))])
-            self.same = np.vstack([self.same, np.zeros((pad, HORIZON))])
-            self.latest = np.vstack([self.latest, np.zeros((pad, HORIZON))])
+            self.carry = np.vstack([self.carry, np.zeros((pad, self.horizon))])
+            self.same = np.vstack([self.same, np.zeros((pad, self.horizon))])
+            self.latest = np.vstack([self.latest, np.zeros((pad, self.horizon))])
             self.last_ack = np.concatenate([self.last_ack, np.full(pad, -1, dtype=np.int64)])
 
     def freeze(self, mules: np.ndarray) -> None:
@@ -92,26 +93,26 @@ class CashOut:
             return
         cash = self.book.cash_share()[self.book.mules.ring[mule]]
         total = expected_cashouts(amount, cash)
-        offsets = np.arange(HORIZON)
+        offsets = np.arange(self.horizon)
         start = day_start_utc(today + offsets)[None, :]
         lo = np.maximum(start - at[:, None], 0)
         hi = np.maximum(start + DAY_S - at[:, None], 0)
         mass = (_delay_cdf(hi) - _delay_cdf(lo)) * total[:, None]
         arrival_off = ist_day(at) - today
-        cols = (today + offsets) % HORIZON
+        cols = (today + offsets) % self.horizon
         same_day = offsets[None, :] == arrival_off[:, None]
         rows = np.broadcast_to(mule[:, None], mass.shape)
         colm = np.broadcast_to(cols[None, :], mass.shape)
         np.add.at(self.carry, (rows[~same_day], colm[~same_day]), mass[~same_day])
         np.add.at(self.same, (rows[same_day], colm[same_day]), mass[same_day])
-        np.maximum.at(self.latest, (mule, cols[np.clip(arrival_off, 0, HORIZON - 1)]), at)
+        np.maximum.at(self.latest, (mule, cols[np.clip(arrival_off, 0, self.horizon - 1)]), at)
         order = np.argsort(at, kind="stable")
         self.last_ack[mule[order]] = ack[order]
 
     def draw(self, today: int, factor: float) -> tuple[pd.DataFrame, Withdrawals]:
         """Today's intensity per cell (truth) and the withdrawals drawn from it."""
         self._fit()
-        col = today % HORIZON
+        col = today % self.horizon
         n = self.book.mules.n
         alive = self.book.mules.alive[:n]
         lam_c = self.carry[:n, col] * factor * alive

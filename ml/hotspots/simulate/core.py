@@ -5,8 +5,13 @@ incidents and money trails are generated, money that completed its chain adds
 to the mule accounts' cash-out intensity, today's withdrawals are drawn from
 that intensity, every row is queued for the extract date that will carry it,
 and (inside the requested window) today's extract is written. A warm-up of
-two weeks before `start` fills the reporting pipeline so the first extracts
-already carry late rows.
+two weeks before `start` (longer when the scenario reports rows up to a month
+late) fills the reporting pipeline so the first extracts already carry late rows.
+
+The scenario (`scenario.py`) switches producer behaviours on: withdrawals
+without coordinates, jittered coordinates, late reports (drawn from their own
+`producer` stream, so the default draws exactly what it always drew), rings
+going dark and moving, money forwarded to second-layer accounts (`forward`).
 """
 
 from __future__ import annotations
@@ -21,16 +26,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hotspots.contract import CHANNELS, COLUMNS, ENTITIES
+from hotspots.contract import CHANNELS, COLUMNS, ENTITIES, TXN_STATUSES
+from hotspots.geo.gazetteer import in_india
 
 from . import extracts as ex
-from .cashout import CashOut, Withdrawals
+from .cashout import HORIZON, CashOut, Withdrawals
 from .dirt import BY_NAME, RESEND, DirtInjector, RowContext
-from .formats import optional_ints, timestamps
+from .formats import hex_tokens, optional_ints, timestamps
 from .fraud import TXN_REPORT_DELAY_P, FraudDay
 from .rhythm import DAY_S, day_start_utc, incident_factor, ist_day, to_date, to_day, withdrawal_factor
 from .rings import RingBook
-from .world import World, build_world
+from .scenario import Scenario, resolve
+from .world import KM_PER_DEG, World, build_world
 
 WARMUP_DAYS = 14
 COMPLAINTS_PER_DAY = 8000          # national volume at scale 1.0
@@ -39,6 +46,8 @@ WITHDRAWAL_REPORT_DELAY_P = np.array([22, 20, 15, 12, 9, 7, 5, 4, 3, 3], dtype=f
 P_WITHDRAWAL_PIN = 0.9             # terminals with coordinates also give their PIN
 RESEND_MAX_DAYS = 7
 _STREAMS = ("world", "rings", "fraud", "cash", "report", "format", "dirt")
+# Spawned after _STREAMS, so adding them left every default stream as it was.
+_SCENARIO_STREAMS = ("producer", "forward")
 
 
 def fmt_optional_ack(ack: np.ndarray) -> np.ndarray:
@@ -56,8 +65,11 @@ def default_truth_dir(out: Path) -> Path:
 
 
 def simulate(out, start, days: int, scale: float, seed: int, truth=None, dirty_rate: float = 0.02,
-             progress: bool = True) -> dict:
-    """Write `days` extract folders from `start` into `out` and the truth beside it; return counts."""
+             progress: bool = True, variant: str | Scenario = "default") -> dict:
+    """Write `days` extract folders from `start` into `out` and the truth beside it; return counts.
+
+    `variant` is a name in `VARIANTS` or a `Scenario`; "default" is the simulator's own producer."""
+    scenario = resolve(variant)
     out = Path(out).resolve()
     truth_dir = Path(truth).resolve() if truth else default_truth_dir(out)
     if truth_dir == out or out in truth_dir.parents:
@@ -67,21 +79,26 @@ def simulate(out, start, days: int, scale: float, seed: int, truth=None, dirty_r
     if days < 1 or scale <= 0 or not 0 <= dirty_rate < 0.5:
         raise ValueError("need days >= 1, scale > 0 and 0 <= dirty_rate < 0.5")
     sim = _Simulation(out, truth_dir, to_day(start), int(days), float(scale), int(seed), float(dirty_rate),
-                      progress)
+                      progress, scenario)
     return sim.run()
 
 
 class _Simulation:
     def __init__(self, out: Path, truth: Path, first: int, days: int, scale: float, seed: int,
-                 dirty_rate: float, progress: bool):
+                 dirty_rate: float, progress: bool, scenario: Scenario):
         self.out, self.truth, self.first, self.last = out, truth, first, first + days - 1
-        self.scale, self.progress = scale, progress
-        rngs = dict(zip(_STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(_STREAMS))), strict=True))
+        self.scale, self.progress, self.scenario = scale, progress, scenario
+        names = _STREAMS + _SCENARIO_STREAMS
+        rngs = dict(zip(names, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(names))),
+                        strict=True))
         self.rng = rngs
         self.world = _world(seed)
-        self.book = RingBook(self.world, rngs["rings"], scale, first - WARMUP_DAYS)
-        self.fraud = FraudDay(self.world, self.book, rngs["fraud"])
-        self.cash = CashOut(self.world, self.book, rngs["cash"])
+        self.warmup = WARMUP_DAYS if scenario.late_share == 0 else max(WARMUP_DAYS, scenario.late_days[1] + 1)
+        self.book = RingBook(self.world, rngs["rings"], scale, first - self.warmup, scenario)
+        self.fraud = FraudDay(self.world, self.book, rngs["fraud"], scenario, rngs["forward"])
+        horizon = HORIZON + (int(np.ceil(scenario.forward_hours[1] / 24)) if scenario.forwards else 0)
+        self.cash = CashOut(self.world, self.book, rngs["cash"], horizon)
+        self._coordless_w = self._terminal_coordless_tendency()
         self.dirt = DirtInjector(self.world, rngs["dirt"], dirty_rate)
         self.outbox = ex.Outbox(first, self.last)
         self.resends: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
@@ -95,7 +112,7 @@ class _Simulation:
         self.truth.mkdir(parents=True, exist_ok=True)
         self._open_truth()
         try:
-            for day in range(self.first - WARMUP_DAYS, self.last + 1):
+            for day in range(self.first - self.warmup, self.last + 1):
                 self._simulate_day(day)
                 if day >= self.first:
                     self._write_extract(day)
@@ -118,6 +135,8 @@ class _Simulation:
         intensity, wd = self.cash.draw(day, withdrawal_factor(day))
         self._queue_complaints(fd.complaints)
         self._queue_transactions(fd.transactions)
+        if self.scenario.forwards:
+            self._truth_forwards(fd.transactions)
         self._queue_withdrawals(day, wd)
         date = to_date(day).isoformat()
         self._truth_files["intensity"].write(intensity.assign(date=date), float_format="%.6g")
@@ -131,21 +150,68 @@ class _Simulation:
 
     def _queue_transactions(self, t: pd.DataFrame) -> None:
         delay = self.rng["report"].choice(len(TXN_REPORT_DELAY_P), size=len(t), p=TXN_REPORT_DELAY_P)
-        self.outbox.add("transactions", t, ist_day(t["at"].to_numpy()) + delay)
+        self.outbox.add("transactions", t, ist_day(t["at"].to_numpy()) + self._late(delay))
 
     def _queue_withdrawals(self, day: int, wd: Withdrawals) -> None:
         rng, k = self.rng["report"], len(wd.mule)
         p = WITHDRAWAL_REPORT_DELAY_P / WITHDRAWAL_REPORT_DELAY_P.sum()
         delay = 1 + rng.choice(len(p), size=k, p=p)
         never = rng.random(k) < P_WITHDRAWAL_NEVER_REPORTED
-        extract_day = np.where(never, -1, ist_day(wd.at) + delay)
+        extract_day = np.where(never, -1, ist_day(wd.at) + self._late(delay))
         serial = self._withdrawal_serial + wd.serial
         rows = pd.DataFrame({
             "serial": serial, "mule": wd.mule, "terminal": wd.terminal, "at": wd.at, "amount": wd.amount,
             "ack": wd.ack, "has_pin": rng.random(k) < P_WITHDRAWAL_PIN, "style": self.fraud._ts_styles(k),
+            **self._reported_position(wd.terminal),
         })
         self.outbox.add("withdrawals", rows, extract_day)
         self._truth_withdrawals(rows, extract_day, never)
+
+    # ---------------------------------------------------------------- producer quirks (scenario)
+    def _terminal_coordless_tendency(self) -> np.ndarray:
+        """Per terminal: its relative tendency to be reported without coordinates (mean 1)."""
+        s = self.scenario
+        n = len(self.world.t["has_coords"])
+        if s.coordless_share <= 0 or s.coordless_concentration <= 0:
+            return np.ones(n)
+        k = s.coordless_concentration
+        return self.rng["producer"].gamma(k, 1.0 / k, n)
+
+    def _reported_position(self, term: np.ndarray) -> dict[str, np.ndarray]:
+        """How each withdrawal's terminal is reported: `coordless` (terminal and PIN, no lat/lon)
+        and the offset of the reported coordinates from the true ones (`dlat`, `dlon`, degrees)."""
+        s, rng, k = self.scenario, self.rng["producer"], len(term)
+        coordless = np.zeros(k, dtype=bool)
+        dlat, dlon = np.zeros(k), np.zeros(k)
+        if s.coordless_share > 0 and k:
+            # Terminals known only by PIN already make up part of the share; the rest is taken from
+            # today's withdrawals at located terminals, in proportion to each terminal's tendency.
+            located = self.world.t["has_coords"][term]
+            pin_only = 1.0 - located.mean()
+            q = (s.coordless_share - pin_only) / max(1.0 - pin_only, 1e-9)
+            q = float(np.clip(max(q, s.coordless_located_min), 0.0, 1.0))
+            w = self._coordless_w[term]
+            p = np.minimum(q * w / w[located].mean(), 1.0) if located.any() else np.zeros(k)
+            coordless = located & (rng.random(k) < p)
+        if s.jitter_m > 0 or s.jitter_far_share > 0:
+            sd = np.where(rng.random(k) < s.jitter_far_share, s.jitter_far_m, s.jitter_m)
+            metres = np.clip(rng.normal(size=(2, k)), -3, 3) * sd
+            lat = self.world.t["lat"][term]
+            dlat = metres[0] / (KM_PER_DEG * 1000)
+            dlon = metres[1] / (KM_PER_DEG * 1000 * np.cos(np.radians(lat)))
+            # A report never leaves India (a terminal on the coast stays on land).
+            outside = ~in_india(lat + dlat, self.world.t["lon"][term] + dlon)
+            dlat[outside] = dlon[outside] = 0.0
+        return {"coordless": coordless, "dlat": dlat, "dlon": dlon}
+
+    def _late(self, delay: np.ndarray) -> np.ndarray:
+        """The scenario's heavy tail: a share of rows reaches an extract 10-30 days late."""
+        s = self.scenario
+        if s.late_share <= 0:
+            return delay
+        rng, k = self.rng["producer"], len(delay)
+        late = rng.random(k) < s.late_share
+        return np.where(late, rng.integers(s.late_days[0], s.late_days[1] + 1, k), delay)
 
     # ---------------------------------------------------------------- truth
     def _open_truth(self) -> None:
@@ -160,6 +226,30 @@ class _Simulation:
                 "expected_complaints", "mule_accounts", "event"]),
             "dirt": ex.GzCsv(t / "dirt.csv.gz", ["extract_date", "file", "line_no", "key", "dirt_class", "expected"]),
         }
+        if self.scenario.forwards:
+            self._truth_files["forwards"] = ex.GzCsv(t / "forwards.csv.gz", [
+                "txn_id", "ack_no", "ring_id", "from_account", "to_account", "received_at", "forwarded_at",
+                "amount_inr", "status"])
+
+    def _truth_forwards(self, t: pd.DataFrame) -> None:
+        """Transfers to second-layer accounts: when the money reached the sender, when it moved on."""
+        f = t[t["received"].to_numpy() >= 0]
+        if len(f) == 0:
+            return
+        utc = np.zeros(len(f), dtype=np.int8)
+        ring_ids = np.array([r.ring_id for r in self.book.rings])
+        self._truth_files["forwards"].write(pd.DataFrame({
+            "txn_id": ex.txn_ids(f["serial"].to_numpy()),
+            "ack_no": ex.fmt.ints(f["ack"]),
+            "ring_id": ring_ids[self.book.mules.ring[f["to"].to_numpy()]],
+            "from_account": hex_tokens("AC", f["from"].to_numpy()),
+            "to_account": ex.mule_tokens(f["to"].to_numpy()),
+            "received_at": timestamps(f["received"].to_numpy(), utc),
+            "forwarded_at": timestamps(f["at"].to_numpy(), utc),
+            "amount_inr": ex.fmt.decimals(f["amount"].to_numpy(), 2),
+            "status": np.array(TXN_STATUSES)[f["status"].to_numpy()],
+        }))
+        self.counts["forwards"] += len(f)
 
     def _truth_withdrawals(self, rows: pd.DataFrame, extract_day: np.ndarray, never: np.ndarray) -> None:
         term = rows["terminal"].to_numpy()
@@ -186,6 +276,8 @@ class _Simulation:
         self._truth_files["withdrawals"].write(df)
         self.counts["withdrawals_realised"] += len(df)
         self.counts["withdrawals_reported"] += int(in_window.sum())
+        coordless = rows["coordless"].to_numpy() | ~t["has_coords"][term]
+        self.counts["withdrawals_coordless"] += int((in_window & coordless).sum())
 
     # ---------------------------------------------------------------- extract
     def _write_extract(self, day: int) -> None:
@@ -252,7 +344,9 @@ class _Simulation:
             lat = lon = np.full(len(raw), np.nan)
         else:
             term = raw["terminal"].to_numpy()
-            when, lat, lon = raw["at"].to_numpy(), self.world.t["lat"][term], self.world.t["lon"][term]
+            when = raw["at"].to_numpy()
+            lat = self.world.t["lat"][term] + raw["dlat"].to_numpy()
+            lon = self.world.t["lon"][term] + raw["dlon"].to_numpy()
 
         def context(i: int) -> RowContext:
             return RowContext(entity, day_end, int(style[i]), int(when[i]), float(lat[i]), float(lon[i]))
@@ -301,7 +395,7 @@ class _Simulation:
     def _report_progress(self, day: int, t0: float) -> None:
         k = day - self.first + 1
         if self.progress and (k % 10 == 0 or day == self.last):
-            per_day = (time.perf_counter() - t0) / (k + WARMUP_DAYS)
+            per_day = (time.perf_counter() - t0) / (k + self.warmup)
             print(f"simulate: {to_date(day)} ({k}/{self.last - self.first + 1} extract dates) "
                   f"complaints={self.counts['complaints']} transactions={self.counts['transactions']} "
                   f"withdrawals={self.counts['withdrawals']} {per_day:.2f}s/day", file=sys.stderr)
@@ -320,4 +414,7 @@ class _Simulation:
             "rings": len(self.book.rings),
             "seconds": self.counts["seconds"],
             **{f"ring_{k}": v for k, v in sorted(self.book.event_counts.items())},
+            "variant": self.scenario.name,
+            **({"withdrawals_coordless": self.counts["withdrawals_coordless"]} if self.scenario.coordless_share else {}),
+            **({"forwards": self.counts["forwards"]} if self.scenario.forwards else {}),
         }

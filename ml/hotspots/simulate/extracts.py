@@ -122,7 +122,9 @@ def txn_text(t: pd.DataFrame, mules: MuleAccounts) -> dict[str, np.ndarray]:
 def withdrawal_text(w: pd.DataFrame, world: World) -> dict[str, np.ndarray]:
     term = w["terminal"].to_numpy()
     t = world.t
-    has_coords = t["has_coords"][term]
+    # Scenario quirks: some rows of located terminals come without coordinates (terminal and PIN
+    # only), and reported coordinates may be off the true position by (dlat, dlon).
+    has_coords = t["has_coords"][term] & ~w["coordless"].to_numpy()
     has_ack = w["ack"].to_numpy() >= 0
     return {
         "withdrawal_id": withdrawal_ids(w["serial"].to_numpy()),
@@ -130,8 +132,8 @@ def withdrawal_text(w: pd.DataFrame, world: World) -> dict[str, np.ndarray]:
         "ack_no": fmt.optional_ints(w["ack"].to_numpy(), has_ack),
         "channel": np.array(CHANNELS)[t["channel"][term]],
         "terminal_id": t["terminal_id"][term],
-        "lat": fmt.optional_decimals(t["lat"][term], has_coords, 6),
-        "lon": fmt.optional_decimals(t["lon"][term], has_coords, 6),
+        "lat": fmt.optional_decimals(t["lat"][term] + w["dlat"].to_numpy(), has_coords, 6),
+        "lon": fmt.optional_decimals(t["lon"][term] + w["dlon"].to_numpy(), has_coords, 6),
         "pincode": np.where(w["has_pin"].to_numpy() | ~has_coords, t["pincode"][term], ""),
         "amount_inr": fmt.decimals(w["amount"].to_numpy(), 2),
         "withdrawn_at": fmt.timestamps(w["at"].to_numpy(), w["style"].to_numpy()),

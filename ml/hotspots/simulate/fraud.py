@@ -4,7 +4,9 @@ Each incident belongs to a ring. The victim lives anywhere in India (post office
 density as population proxy), pays one to three times into the ring's layer-1
 mule accounts; each payment is then layered on through up to three more
 accounts, some of them held by partner rings elsewhere. Money that completes
-its chain arrives in the last account and becomes cash-out intensity.
+its chain arrives in the last account and becomes cash-out intensity, unless
+the scenario forwards it first to a second-layer account of the ring holding
+it (1-96 hours later, one more transaction row), which then takes it out.
 Everything here is numeric; text is produced only when an extract is written.
 """
 
@@ -19,7 +21,8 @@ from hotspots.contract import CATEGORIES, COMPLAINT_STATUSES, TXN_STATUSES
 
 from .formats import TS_IST, TS_UTC_OFFSET, TS_Z
 from .rhythm import DAY_S, day_start_utc, ist_day
-from .rings import RingBook
+from .rings import SECOND_LAYER, RingBook
+from .scenario import DEFAULT, Scenario
 from .world import World, profile_matrix
 
 VICTIM_TOKEN_BASE = 2 << 40  # account token serials: mules count from 1 << 40, victims from here
@@ -70,8 +73,11 @@ class Counters:
 class FraudDay:
     """Generates the incidents of one day for all rings."""
 
-    def __init__(self, world: World, book: RingBook, rng: np.random.Generator):
+    def __init__(self, world: World, book: RingBook, rng: np.random.Generator, scenario: Scenario = DEFAULT,
+                 forward_rng: np.random.Generator | None = None):
         self.world, self.book, self.rng = world, book, rng
+        self.scenario = scenario
+        self.forward_rng = forward_rng if forward_rng is not None else rng
         self.counters = Counters(rng)
         self.profiles = np.cumsum(profile_matrix(), axis=1)
         self.loss_median = np.array([_MEDIAN_LOSS[c] for c in CATEGORIES], dtype=float)
@@ -196,6 +202,8 @@ class FraudDay:
                 hops_left=hop.hops_left[idx] - 1, owner=owner,
             )
             hops.append(hop)
+        if self.scenario.forwards:
+            hops += self._forwards(hops)
         ack = c["ack"].to_numpy()
         txns = self._txn_frame(ack, hops)
         arrivals = pd.DataFrame({
@@ -207,10 +215,38 @@ class FraudDay:
         np.add.at(self.book.mules.hits, txns["to"].to_numpy()[txns["status"].to_numpy() == 0], 1)
         return txns, arrivals
 
+    def _forwards(self, hops: list[_Hop]) -> list[_Hop]:
+        """Money that completed its chain moves on, hours later, to a second-layer account of the
+        ring holding it (when that ring has one), which will withdraw it instead."""
+        s, rng = self.scenario, self.forward_rng
+        second = self.book.picker(SECOND_LAYER)
+        out = []
+        for h in hops:
+            done = np.flatnonzero(h.cashes_out)
+            holder = self.book.mules.ring[h.to[done]]
+            go = (rng.random(len(done)) < s.forward_share) & (second.count(holder) > 0)
+            idx = done[go]
+            h.forwarded = np.zeros(len(h.to), dtype=bool)
+            h.forwarded[idx] = True
+            if len(idx) == 0:
+                continue
+            delay = rng.uniform(s.forward_hours[0], s.forward_hours[1], len(idx)) * 3600
+            out.append(_Hop(
+                comp=h.comp[idx], layer=h.layer + 1, frm=MULE_TOKEN_BASE + h.to[idx],
+                to=second.pick(holder[go], rng),
+                amount=np.maximum(np.round(h.amount[idx] * rng.uniform(0.97, 1.0, len(idx)), 2), 1.0),
+                at=h.at[idx] + np.round(delay).astype(np.int64),
+                status=rng.choice(3, size=len(idx), p=_STATUS_LATER),
+                hops_left=np.zeros(len(idx), dtype=np.int64), owner=h.owner[idx], received=h.at[idx],
+            ))
+        return out
+
     def _txn_frame(self, ack: np.ndarray, hops: list[_Hop]) -> pd.DataFrame:
         df = pd.concat([pd.DataFrame({
             "ack": ack[h.comp], "layer": h.layer, "from": h.frm.astype(np.int64), "to": h.to,
-            "amount": h.amount, "at": h.at, "status": h.status}) for h in hops], ignore_index=True)
+            "amount": h.amount, "at": h.at, "status": h.status,
+            **({"received": h.received if h.received is not None else np.full(len(h.to), -1, dtype=np.int64)}
+               if self.scenario.forwards else {})}) for h in hops], ignore_index=True)
         df = df.sort_values(["at", "ack", "layer"], kind="stable").reset_index(drop=True)
         df["serial"] = self.counters.take("txn", len(df))
         df["style"] = self._ts_styles(len(df))
@@ -230,11 +266,14 @@ class _Hop:
     status: np.ndarray
     hops_left: np.ndarray
     owner: np.ndarray      # ring whose money this is
+    received: np.ndarray | None = None   # forwards: when the money reached the sending account
+    forwarded: np.ndarray | None = None  # moved on to a second-layer account instead of cashed out here
 
     @property
     def cashes_out(self) -> np.ndarray:
         """Completed, and the last hop: the money stays in this account and goes out as cash."""
-        return (self.status == 0) & (self.hops_left == 0)
+        out = (self.status == 0) & (self.hops_left == 0)
+        return out if self.forwarded is None else out & ~self.forwarded
 
 
 def _group_cumsum(values: np.ndarray, groups: np.ndarray) -> np.ndarray:

@@ -16,14 +16,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .scenario import DEFAULT, Scenario
 from .world import HOTSPOTS, PROFILE_NAMES, PROFILES, World, km_between
 
-ACTIVE, DISRUPTED, DISSOLVED = 0, 1, 2
-STATUS_NAMES = ("active", "disrupted", "dissolved")
+# DORMANT: a ring lying low on its own (scenario.p_go_dark), its accounts kept; never in the default.
+ACTIVE, DISRUPTED, DISSOLVED, DORMANT = 0, 1, 2, 3
+STATUS_NAMES = ("active", "disrupted", "dissolved", "dormant")
 NO_EVENT, RECOVER, RELOCATE, DISSOLVE = 0, 1, 2, 3
+FIRST_LAYER, SECOND_LAYER = 0, 1  # mule account tiers: second-layer accounts only receive forwards
 
-P_DISRUPT = 1 / 200        # per active ring and day (police action)
-P_RELOCATE = 1 / 400       # per active ring and day (moves on its own)
+# The daily ring hazards (police action, moving on its own) and what follows a dark spell are
+# scenario settings; scenario.DEFAULT has P_DISRUPT = 1/200, P_RELOCATE = 1/400.
+P_DISRUPT = DEFAULT.p_disrupt
+P_RELOCATE = DEFAULT.p_relocate
 EMERGE_PER_RING = 1 / 450  # new rings per day, per initial ring
 MIN_AGE_FOR_RAID = 20      # days: a new ring is not raided at once
 N_SLOTS = 4                # terminals a mule account uses: 3 near the base, maybe 1 farther
@@ -69,6 +74,7 @@ class MuleAccounts:
         self.ifsc = np.zeros(capacity, dtype=object)
         self.home = np.zeros(capacity, dtype=np.int64)
         self.hits = np.zeros(capacity, dtype=np.int64)
+        self.tier = np.zeros(capacity, dtype=np.int8)
         self.terms = np.full((capacity, N_SLOTS), -1, dtype=np.int64)
         self.tw = np.zeros((capacity, N_SLOTS))
 
@@ -85,7 +91,7 @@ class MuleAccounts:
 
     def _grow(self) -> None:
         cap = self.capacity
-        for name in ("ring", "alive", "weight", "ifsc", "home", "hits"):
+        for name in ("ring", "alive", "weight", "ifsc", "home", "hits", "tier"):
             old = getattr(self, name)
             new = np.zeros(2 * cap, dtype=old.dtype)
             new[:cap] = old
@@ -98,10 +104,10 @@ class MuleAccounts:
 
 
 class MulePicker:
-    """Today's alive mule accounts grouped by ring, for vectorised weighted picks."""
+    """Today's alive mule accounts of one tier grouped by ring, for vectorised weighted picks."""
 
-    def __init__(self, mules: MuleAccounts, n_rings: int):
-        alive = np.flatnonzero(mules.alive[: mules.n])
+    def __init__(self, mules: MuleAccounts, n_rings: int, tier: int = FIRST_LAYER):
+        alive = np.flatnonzero(mules.alive[: mules.n] & (mules.tier[: mules.n] == tier))
         order = alive[np.argsort(mules.ring[alive], kind="stable")]
         self.order = order
         self.ring_sorted = mules.ring[order]
@@ -132,10 +138,12 @@ class MulePicker:
 class RingBook:
     """All rings and mule accounts, with the daily step of their dynamics."""
 
-    def __init__(self, world: World, rng: np.random.Generator, scale: float, day: int):
+    def __init__(self, world: World, rng: np.random.Generator, scale: float, day: int,
+                 scenario: Scenario = DEFAULT):
         self.world = world
         self.rng = rng
         self.scale = scale
+        self.scenario = scenario
         self.rings: list[Ring] = []
         self.mules = MuleAccounts()
         self.on_freeze = None  # callback(mule indices): the money waiting in them is gone
@@ -229,10 +237,11 @@ class RingBook:
         self.mules.terms[idx] = terms
         self.mules.tw[idx] = tw
 
-    def _recruit(self, r: int, k: int) -> None:
+    def _recruit(self, r: int, k: int, tier: int = FIRST_LAYER) -> None:
         ring, m = self.rings[r], self.mules
         idx = m.add(k)
         m.ring[idx] = r
+        m.tier[idx] = tier
         m.alive[idx] = True
         m.weight[idx] = self.rng.lognormal(0.0, 0.8, k)
         m.home[idx] = ring.district_idx
@@ -280,7 +289,7 @@ class RingBook:
 
     def _scheduled_outcomes(self, day: int) -> None:
         for i, ring in enumerate(self.rings):
-            if ring.status != DISRUPTED or ring.next_event_day != day:
+            if ring.status not in (DISRUPTED, DORMANT) or ring.next_event_day != day:
                 continue
             if ring.next_event == DISSOLVE:
                 ring.status, ring.activity = DISSOLVED, 0.0
@@ -295,14 +304,32 @@ class RingBook:
             ring.next_event, ring.next_event_day = NO_EVENT, -1
 
     def _hazards(self, day: int) -> None:
+        s = self.scenario
         u = self.rng.random(len(self.rings))
         for i, ring in enumerate(self.rings):
             if ring.status != ACTIVE or i in self.events:
                 continue
-            if u[i] < P_DISRUPT and day - ring.born >= MIN_AGE_FOR_RAID:
+            if u[i] < s.p_disrupt and day - ring.born >= MIN_AGE_FOR_RAID:
                 self._disrupt(i, day)
-            elif P_DISRUPT <= u[i] < P_DISRUPT + P_RELOCATE:
+            elif s.p_disrupt <= u[i] < s.p_disrupt + s.p_relocate:
                 self._relocate(i)
+            elif (s.p_go_dark > 0 and s.p_disrupt + s.p_relocate <= u[i] < s.p_disrupt + s.p_relocate + s.p_go_dark
+                  and day - ring.born >= MIN_AGE_FOR_RAID):
+                self._go_dark(i, day)
+
+    def _schedule_after_dark(self, ring: Ring, day: int) -> None:
+        """Dissolve, relocate or recover when the dark spell ends (scenario.after_dark, dark_days)."""
+        s, rng = self.scenario, self.rng
+        ring.next_event = int(rng.choice([DISSOLVE, RELOCATE, RECOVER], p=list(s.after_dark)))
+        ring.next_event_day = day + int(rng.integers(s.dark_days[0], s.dark_days[1] + 1))
+
+    def _go_dark(self, i: int, day: int) -> None:
+        """The ring lies low on its own: activity collapses, its accounts are kept (no raid)."""
+        ring = self.rings[i]
+        ring.status = DORMANT
+        ring.activity *= float(self.rng.uniform(0.05, 0.2))
+        self._schedule_after_dark(ring, day)
+        self.events[i] = "dark"
 
     def _disrupt(self, i: int, day: int) -> None:
         """Police action: activity collapses and most of the ring's accounts are frozen."""
@@ -313,8 +340,7 @@ class RingBook:
         alive = self.alive_of(i)
         n_keep = max(2, int(round(len(alive) * (1 - rng.uniform(0.6, 0.95)))))
         self._freeze(rng.permutation(alive)[n_keep:])
-        ring.next_event = int(rng.choice([DISSOLVE, RELOCATE, RECOVER], p=[0.3, 0.45, 0.25]))
-        ring.next_event_day = day + int(rng.integers(3, 25))
+        self._schedule_after_dark(ring, day)
         self.events[i] = "disrupted"
 
     def _relocate(self, i: int) -> None:
@@ -322,7 +348,7 @@ class RingBook:
         ring, rng, d = self.rings[i], self.rng, self.world.districts
         dist = km_between(ring.lat, ring.lon, d["lat"].to_numpy(), d["lon"].to_numpy())
         neighbours = np.flatnonzero((dist < 150) & (np.arange(len(d)) != ring.district_idx))
-        if len(neighbours) and rng.random() < 0.65:
+        if len(neighbours) and rng.random() < self.scenario.relocate_near_share:
             target = int(rng.choice(neighbours))
         elif rng.random() < 0.5:
             target = self._hotspot_idx[int(rng.integers(len(self._hotspot_idx)))][0]
@@ -365,25 +391,33 @@ class RingBook:
         n = m.n
         p = np.minimum(1 / MULE_LIFETIME_DAYS + FREEZE_PER_HIT * m.hits[:n], 0.5)
         frozen = np.flatnonzero(m.alive[:n] & (rng.random(n) < p))
-        # A ring keeps at least two accounts while it operates.
+        # A ring keeps at least two (first-layer) accounts while it operates.
+        first = m.tier[:n] == FIRST_LAYER
         keep = np.zeros(n, dtype=bool)
-        counts = np.bincount(m.ring[:n][m.alive[:n]], minlength=len(self.rings))
-        lost = np.bincount(m.ring[frozen], minlength=len(self.rings))
+        counts = np.bincount(m.ring[:n][m.alive[:n] & first], minlength=len(self.rings))
+        lost_idx = frozen[first[frozen]]
+        lost = np.bincount(m.ring[lost_idx], minlength=len(self.rings))
         for r in np.flatnonzero(counts - lost < 2):
-            keep[frozen[m.ring[frozen] == r][: 2 - max(counts[r] - lost[r], 0)]] = True
+            keep[lost_idx[m.ring[lost_idx] == r][: 2 - max(counts[r] - lost[r], 0)]] = True
         self._freeze(frozen[~keep[frozen]])
         m.hits[:n] = 0
-        counts = np.bincount(m.ring[:n][m.alive[:n]], minlength=len(self.rings))
+        counts = np.bincount(m.ring[:n][m.alive[:n] & first], minlength=len(self.rings))
+        second = np.bincount(m.ring[:n][m.alive[:n] & ~first], minlength=len(self.rings))
         for r, ring in enumerate(self.rings):
             if ring.status != ACTIVE:
                 continue
-            need = self.mule_target(self.expected_complaints[r]) - counts[r]
+            target = self.mule_target(self.expected_complaints[r])
+            need = target - counts[r]
             if need > 0:
                 self._recruit(r, int(need))
+            if self.scenario.forwards:
+                need = max(2, int(np.ceil(self.scenario.second_layer_accounts * target))) - second[r]
+                if need > 0:
+                    self._recruit(r, int(need), tier=SECOND_LAYER)
 
     # ---------------------------------------------------------------- views
-    def picker(self) -> MulePicker:
-        return MulePicker(self.mules, len(self.rings))
+    def picker(self, tier: int = FIRST_LAYER) -> MulePicker:
+        return MulePicker(self.mules, len(self.rings), tier)
 
     def cash_share(self) -> np.ndarray:
         return np.array([r.cash_share for r in self.rings])
