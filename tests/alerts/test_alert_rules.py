@@ -87,6 +87,8 @@ def test_email_content_has_what_where_when_why_and_what_to_do():
         assert "2026-03-01 to 2026-03-07" in text and "4.3" in text and "91%" in text
         assert "district-drilldown/?h3_cell=c1" in text and "alerts ack id0" in text
     assert m["map_cells"] == ["c1", "c2"]
+    digest = content.render(r, r.channels[0], "digest", items, ctx, config.load_rules())
+    assert digest.get("map_cells", []) == []
     assert m["payload"]["alerts"][0]["banks"][0]["amount_text"] == "₹2,50,000"
 
 

@@ -111,6 +111,11 @@ def item_view(a: dict, ctx: dict, rules: Rules) -> dict:
 def render(r: Recipient, ch: Channel, kind: str, items: list[dict], ctx: dict, rules: Rules) -> dict:
     """subject, text, html (email), payload (JSON for webhooks and the record), map_cells."""
     views = [item_view(a, ctx, rules) for a in items]
+    map_cells = []
+    if ch.kind == "email" and kind != "digest":  # the digest is a list; alerts show their top cells on maps
+        map_cells = list(dict.fromkeys(v["h3_cell"] for v in views))[:int(rules.raw.get("maps_per_email", 6))]
+    for v in views:
+        v["map"] = f"map-{v['h3_cell']}.png" if v["h3_cell"] in map_cells else None
     where = (f"{r.district}, {r.state}" if r.level == "district" else r.state if r.level == "state"
              else f"bank {r.bank}" if r.level == "bank" else "India")
     cases = f"{rules.superset_base_url}/superset/dashboard/alerts-cases/"
@@ -123,7 +128,7 @@ def render(r: Recipient, ch: Channel, kind: str, items: list[dict], ctx: dict, r
            "payload": {"recipient": r.name, "kind": kind, "language": lang, "subject": subject, "alerts": views}}
     if ch.kind == "email":
         out["html"] = e.get_template(f"{lang}/email.html.j2").render(**data)
-        out["map_cells"] = sorted({(v["h3_cell"]) for v in views})
+        out["map_cells"] = map_cells
     elif ch.kind == "sms":
         sms = " ".join(e.get_template(f"{lang}/sms.txt.j2").render(**data).split())
         out["text"] = sms if len(sms) <= SMS_LIMIT else sms[:SMS_LIMIT - 1] + "…"

@@ -262,7 +262,7 @@ def decide(conn, recipients: Recipients, rules: Rules, now: datetime | None = No
         current = {(f.h3_cell, int(f.horizon_days)): f for f in tiered.itertuples(index=False)}
         cur.execute("""select a.alert_id, a.h3_cell, a.horizon_days, a.forecast_date, a.recipient,
                               a.jurisdiction_level, a.state, a.district, a.tier, a.escalation_level,
-                              coalesce(a.sent_at, a.created_at)
+                              a.created_at  -- the decision's clock (`now`), as every time compared here
                        from alerts.alerts a
                        where a.kind in ('alert', 'escalation') and a.jurisdiction_level in ('district', 'state')
                          and a.status in ('sent', 'dead_letter') and a.created_at <= %s

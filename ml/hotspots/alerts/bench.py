@@ -1,0 +1,155 @@
+"""Bench: decide and dispatch one day's alerts of a scored warehouse (national scale in
+`make bench`) to a local SMTP server (aiosmtpd, in its own process) and a local HTTP
+receiver, with the maps; prints messages per second and the share of time spent
+rendering maps. Recipients are generated: an email desk per district with forecast cells,
+a webhook per state, the national desk, a liaison per bank. The warehouse's alerts
+schema is emptied first (a bench warehouse only).
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import yaml
+
+from hotspots import db
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Receiver:
+    """Counts JSON POSTs on 127.0.0.1."""
+
+    def __init__(self):
+        self.count = 0
+        lock = threading.Lock()
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with lock:
+                    outer.count += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.port = _free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), H)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _recipients(warehouse: str, smtp_port: int, http_port: int, folder: Path) -> tuple[Path, int]:
+    conn = db.connect(warehouse)
+    with conn, conn.cursor() as cur:
+        cur.execute("select distinct state, district from marts.hotspot_forecast where state is not null "
+                    "and district is not null order by 1, 2")
+        places = cur.fetchall()
+        cur.execute("""select left(t.to_ifsc, 4), count(*) from raw.transactions t group by 1 order by 2 desc
+                       limit 20""")
+        banks = [b for b, _ in cur.fetchall() if b and b.isalpha() and len(b) == 4 and b.isupper()]
+    conn.close()
+
+    def slug(*parts):
+        return "-".join("".join(ch if ch.isalnum() else "-" for ch in p.lower()) for p in parts)[:60].strip("-")
+
+    mail = f"mailto://127.0.0.1:{smtp_port}?from=hotspots@localhost&to={{}}@bench.localhost"
+    hook = f"json://127.0.0.1:{http_port}/{{}}"
+    recs = [{"name": "national", "jurisdiction": {"level": "national"}, "channels": [{"url": hook.format("ncc")}]}]
+    for state in sorted({s for s, _ in places}):
+        recs.append({"name": slug("s", state), "jurisdiction": {"level": "state", "state": state},
+                     "channels": [{"url": hook.format(slug(state))}]})
+    names = set()
+    for i, (state, district) in enumerate(places):
+        name = slug("d", state, district)
+        name = name if name not in names else f"{name[:50]}-{i}"
+        names.add(name)
+        recs.append({"name": name, "language": "hi" if i % 3 == 0 else "en",
+                     "jurisdiction": {"level": "district", "state": state, "district": district},
+                     "channels": [{"url": mail.format(name)}]})
+    for b in banks:
+        recs.append({"name": slug("bank", b), "jurisdiction": {"level": "bank", "bank": b},
+                     "channels": [{"url": hook.format("bank-" + b)}]})
+    path = folder / "recipients.yml"
+    path.write_text(yaml.safe_dump({"recipients": recs}, sort_keys=False))
+    return path, len(recs)
+
+
+def bench_alerts(warehouse: str = "bench", log=print) -> dict:
+    from hotspots.alerts import config, store
+    from hotspots.alerts import decide as decide_mod
+    from hotspots.alerts.deliver import Dispatcher
+
+    folder = Path(tempfile.mkdtemp(prefix="hotspots-alerts-bench-"))
+    smtp_port = _free_port()
+    smtp = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink",
+                             "-l", f"127.0.0.1:{smtp_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    http = _Receiver()
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", smtp_port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        conn = db.connect(warehouse)
+        with conn, conn.cursor() as cur:
+            cur.execute("drop schema if exists alerts cascade")
+        store.ensure_schema(conn)
+        rpath, n_recipients = _recipients(warehouse, smtp_port, http.port, folder)
+        recipients = config.load_recipients(rpath, warehouse)
+        rules = config.load_rules()
+        rules.daily_cap = 10_000
+        t0 = time.perf_counter()
+        decided = decide_mod.decide(conn, recipients, rules, now=datetime.now(timezone.utc), run_id="bench",
+                                    warehouse=warehouse, log=log)
+        decide_s = time.perf_counter() - t0
+        conn.close()
+        d = Dispatcher(warehouse, recipients, rules, log=log)
+        stats = d.run(wait=True, max_wait_s=120)
+        total_s = time.perf_counter() - t0
+        conn = db.connect(warehouse)
+        with conn, conn.cursor() as cur:
+            cur.execute("select channel_kind, status, count(*) from alerts.messages group by 1, 2 order by 1, 2")
+            by = cur.fetchall()
+            cur.execute("select count(*), coalesce(sum(seconds), 0) from alerts.maps")
+            n_maps, map_s = cur.fetchone()
+        conn.close()
+        sent = sum(n for _, s, n in by if s == "sent")
+        out = {"recipients": n_recipients, "alerts": decided["alerts"], "digest_lines": decided["digest"],
+               "messages": sum(n for *_, n in by), "sent": sent, "decide_s": round(decide_s, 2),
+               "total_s": round(total_s, 2), "messages_per_s": round(sent / total_s, 1) if total_s else None,
+               "maps": n_maps, "map_render_s": round(float(map_s), 2),
+               "map_share": round(float(map_s) / total_s, 3) if total_s else None,
+               "webhooks_received": http.count, "by_channel_status": [list(x) for x in by],
+               "deliver_s": stats.get("seconds")}
+        log(f"bench alerts: {out['sent']} of {out['messages']} messages sent to {n_recipients} recipients "
+            f"({out['alerts']} alerts, {out['digest_lines']} digest lines) in {out['total_s']} s "
+            f"(decide {out['decide_s']} s): {out['messages_per_s']} messages/s (target: 1,000+ in < 30 s); "
+            f"{out['maps']} maps rendered once per cell in {out['map_render_s']} s = "
+            f"{100 * (out['map_share'] or 0):.0f} % of the time; {http.count} webhooks received")
+        return out
+    finally:
+        http.stop()
+        smtp.terminate()
+        smtp.wait(timeout=10)
