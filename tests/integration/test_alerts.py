@@ -59,7 +59,6 @@ def scored(tmp_path_factory):
         yield given
         return
     from hotspots.simulate import simulate
-
     from tests.integration.test_forecasting import _forget_models
 
     base = tmp_path_factory.mktemp("alerts")
