@@ -14,7 +14,6 @@ header, ``message_id`` in webhook payloads) so a receiver can drop such a copy.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import socket
 import tempfile
@@ -95,7 +94,9 @@ def send_one(url: str, subject: str, body: str, body_format: str, message_id: st
     """One Apprise notification to one URL; (ok, error text)."""
     import apprise
 
-    obj = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    # Sequential inside Apprise: the worker pool is the parallelism.
+    asset = apprise.AppriseAsset(async_mode=False)
+    obj = apprise.Apprise.instantiate(url, asset=asset, suppress_exceptions=True)
     if obj is None:
         return False, "not a valid Apprise URL"
     if hasattr(obj, "headers") and isinstance(obj.headers, dict):
@@ -105,19 +106,19 @@ def send_one(url: str, subject: str, body: str, body_format: str, message_id: st
             setattr(obj, attr, timeout)
     if hasattr(obj, "timeout"):
         obj.timeout = timeout
-    a = apprise.Apprise()
+    a = apprise.Apprise(asset=asset)
     a.add(obj)
     attach = apprise.AppriseAttachment([str(p) for p in attachments]) if attachments else None
     fmt = apprise.NotifyFormat.HTML if body_format == "html" else apprise.NotifyFormat.TEXT
-    with apprise.LogCapture(level=logging.WARNING) as logs:
-        try:
-            ok = a.notify(body=body, title=subject, body_format=fmt, attach=attach)
-        except Exception as e:  # noqa: BLE001 - a channel's failure is data, not a crash
-            return False, f"{type(e).__name__}: {e}"
-        text = logs.getvalue().strip()
-    if ok:
+    try:
+        result = a.notify(body=body, title=subject, body_format=fmt, attach=attach)
+    except Exception as e:  # noqa: BLE001 - a channel's failure is data, not a crash
+        return False, f"{type(e).__name__}: {e}"
+    if result:
         return True, None
-    lines = [x for x in text.splitlines() if x.strip()]
+    # Apprise keeps each service's own log entries in its result.
+    lines = [f"{e.level}: {e.message}" for r in getattr(result, "results", []) or [] for e in r.logs()
+             if getattr(e, "level", "") in ("WARNING", "ERROR", "CRITICAL")]
     return False, (" | ".join(lines[-3:]) or "notify returned False")[:1000]
 
 
