@@ -28,11 +28,18 @@ def init_warehouse(warehouse: str | None = None) -> None:
 def ingest(landing: Path, warehouse: str | None = None) -> int:
     """Loads every complete extract in the landing folder, in date order, without Airflow."""
     from hotspots.ingest import load
+    from hotspots.ingest.pii import safe_text
 
     complete, pending = load.discover(landing)
     failed = 0
     for i, d in enumerate(complete, 1):
-        r = load.load_extract(landing, d, warehouse)
+        try:
+            r = load.load_extract(landing, d, warehouse)
+        except Exception as exc:  # noqa: BLE001 - one date that fails never stops the others
+            failed += 1
+            print(f"progress: {i}/{len(complete)} {d} FAILED ({type(exc).__name__}: "
+                  f"{safe_text(exc, settings.pii_key())})", file=sys.stderr)
+            continue
         failed += r.status == "rejected"
         print(f"progress: {i}/{len(complete)} {d} {r.status} read={r.rows_read} loaded={r.rows_loaded} "
               f"quarantined={r.rows_quarantined} {r.seconds:.1f}s" + (f" ({r.reason})" if r.reason else ""))
@@ -82,6 +89,7 @@ def report(landing: str | None = None, warehouse: str | None = None) -> None:
                        order by extract_date, delivery_id""")
         for d, reason in cur.fetchall():
             print(f"rejected: {d} {reason}")
+        _report_quarantine_per_delivery(cur)
         cur.execute("select to_regclass('marts.fct_cell_daily_features') is not null")
         if cur.fetchone()[0]:
             cur.execute("""select count(*), count(distinct h3_cell), min(feature_date), max(feature_date)

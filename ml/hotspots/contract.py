@@ -50,6 +50,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
 # Quarantine reasons: the row is not loaded; it is kept in ingest.quarantine.
 Q_MALFORMED_ROW = "malformed_row"              # wrong number of fields
 Q_INVALID_ENCODING = "invalid_encoding"        # bytes that are not UTF-8
+Q_UNSTORABLE_BYTES = "unstorable_bytes"        # characters PostgreSQL cannot store (NUL)
 Q_MISSING_REQUIRED = "missing_required"        # a required field is empty
 Q_INVALID_FORMAT = "invalid_format"            # ack_no, PIN, IFSC, layer of the wrong shape
 Q_UNPARSEABLE_NUMBER = "unparseable_number"
@@ -60,7 +61,7 @@ Q_AMOUNT_ABOVE_CEILING = "amount_above_ceiling"
 Q_UNKNOWN_CODE = "unknown_code"                # category, status or channel outside the code set
 Q_DUPLICATE_KEY = "duplicate_key_in_file"      # a later copy of a key already seen in the file
 QUARANTINE_REASONS = (
-    Q_MALFORMED_ROW, Q_INVALID_ENCODING, Q_MISSING_REQUIRED, Q_INVALID_FORMAT, Q_UNPARSEABLE_NUMBER,
+    Q_MALFORMED_ROW, Q_INVALID_ENCODING, Q_UNSTORABLE_BYTES, Q_MISSING_REQUIRED, Q_INVALID_FORMAT, Q_UNPARSEABLE_NUMBER,
     Q_UNPARSEABLE_TIMESTAMP, Q_FUTURE_TIMESTAMP, Q_NEGATIVE_AMOUNT, Q_AMOUNT_ABOVE_CEILING,
     Q_UNKNOWN_CODE, Q_DUPLICATE_KEY,
 )

@@ -6,7 +6,12 @@
 - A delivery whose fingerprint (manifest + real checksums) is already the
   latest in the ledger for its date is skipped: re-running is a no-op.
 - Good rows are upserted by key with COPY into a temporary table; quarantined
-  rows go to ingest.quarantine with their reason; the ledger counts both.
+  rows go to ingest.quarantine with their reason; the ledger counts both, and
+  the quarantined rows per reason.
+- No byte sequence in a delivery raises: a row that cannot be stored is quarantined
+  (unstorable_bytes), and anything else that cannot be read or stored rejects the
+  delivery with its reason in the ledger. Everything written or logged from a
+  delivery (raw text, details, reasons, errors) is storable and has its mobiles hashed.
 """
 
 from __future__ import annotations
@@ -17,14 +22,17 @@ import json
 import logging
 import re
 import time as _time
+import traceback
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+import psycopg2
 
 from hotspots import contract, db, settings
-from hotspots.ingest import reader, validate
+from hotspots.ingest import pii, reader, validate
 
 log = logging.getLogger(__name__)
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
@@ -46,6 +54,7 @@ class FileResult:
     rows_quarantined: int = 0
     rows_repaired: int = 0
     seconds: float = 0.0
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -59,9 +68,21 @@ class DeliveryResult:
     rows_repaired: int = 0
     seconds: float = 0.0
     files: list[FileResult] = field(default_factory=list)
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- discovery
+
+
+def _is_date(name: str) -> bool:
+    if not DATE_DIR.match(name):
+        return False
+    try:
+        date.fromisoformat(name)
+    except ValueError:
+        log.warning("landing folder %s is not a calendar date: ignored", name)
+        return False
+    return True
 
 
 def discover(landing: Path) -> tuple[list[str], list[str]]:
@@ -70,7 +91,7 @@ def discover(landing: Path) -> tuple[list[str], list[str]]:
     if not landing.is_dir():
         raise FileNotFoundError(f"landing folder {landing} does not exist")
     complete, pending = [], []
-    for d in sorted(p for p in landing.iterdir() if p.is_dir() and DATE_DIR.match(p.name)):
+    for d in sorted(p for p in landing.iterdir() if p.is_dir() and _is_date(p.name)):
         (complete if (d / contract.MANIFEST).exists() else pending).append(d.name)
     return complete, pending
 
@@ -125,8 +146,10 @@ def read_manifest(folder: Path) -> tuple[dict, dict[str, str], str]:
         raise RejectedDelivery("_MANIFEST.json lacks a files object")
     real = {}
     for name in man["files"]:
-        p = folder / name
-        real[name] = _sha256(p) if p.is_file() else "missing"
+        # Only plain file names inside the folder are read (no paths, no NUL).
+        plain = name and name == Path(name).name and name not in (".", "..") and not pii.unstorable(name)
+        p = folder / name if plain else None
+        real[name] = _sha256(p) if p is not None and p.is_file() else "missing"
     fp = hashlib.sha256(raw + json.dumps(sorted(real.items())).encode()).hexdigest()
     return man, real, fp
 
@@ -148,7 +171,7 @@ def verify_manifest(folder: Path, man: dict, real: dict[str, str]) -> dict[str, 
             raise RejectedDelivery(f"{name} is listed in the manifest but missing")
         if not isinstance(spec, dict) or real[name] != str(spec.get("sha256", "")).lower():
             raise RejectedDelivery(f"{name}: sha256 {real[name][:12]}… differs from the manifest's")
-        if not isinstance(spec.get("rows"), int) or spec["rows"] < 0:
+        if not isinstance(spec.get("rows"), int) or isinstance(spec["rows"], bool) or spec["rows"] < 0:
             raise RejectedDelivery(f"{name}: manifest row count {spec.get('rows')!r} is not a count")
         files[entity] = name
     return files
@@ -157,9 +180,10 @@ def verify_manifest(folder: Path, man: dict, real: dict[str, str]) -> dict[str, 
 # ---------------------------------------------------------------- COPY and upsert
 
 
-def _copy(cur, table: str, df: pd.DataFrame, columns: list[str]) -> None:
+def _copy(cur, table: str, df: pd.DataFrame, columns: list[str], not_null: tuple[str, ...] = ()) -> None:
     """COPY a frame in CSV format. Missing values are NULL (the checks turned empty strings
-    into missing values first); list columns (dq_flags) become PostgreSQL arrays."""
+    into missing values first), except in `not_null` columns, where an empty field is an empty
+    string (an empty line's raw text); list columns (dq_flags) become PostgreSQL arrays."""
     out = df[columns].copy()
     for c in columns:
         if out[c].dtype == object and len(out) and isinstance(out[c].iloc[0], list):
@@ -167,7 +191,8 @@ def _copy(cur, table: str, df: pd.DataFrame, columns: list[str]) -> None:
     buf = io.StringIO()
     out.to_csv(buf, index=False, header=False, na_rep="", date_format="%Y-%m-%dT%H:%M:%S%z")
     buf.seek(0)
-    cur.copy_expert(f"copy {table} ({', '.join(columns)}) from stdin with (format csv)", buf)
+    force = f", force_not_null ({', '.join(not_null)})" if not_null else ""
+    cur.copy_expert(f"copy {table} ({', '.join(columns)}) from stdin with (format csv{force})", buf)
 
 
 RAW_COLUMNS = {
@@ -245,6 +270,8 @@ def load_extract(landing: Path, extract_date: str, warehouse: str | None = None,
     """Loads one extract date; a no-op when this exact delivery is already in the ledger."""
     cfg = cfg or settings.ingest_config()
     key = settings.pii_key()
+    if not _is_date(extract_date):
+        raise ValueError(f"{pii.safe_text(extract_date, key)!r} is not an extract date (YYYY-MM-DD)")
     folder = Path(landing) / extract_date
     started = datetime.now(timezone.utc)
     t0 = _time.perf_counter()
@@ -258,7 +285,7 @@ def load_extract(landing: Path, extract_date: str, warehouse: str | None = None,
                 man, real, fp = read_manifest(folder)
             except RejectedDelivery as exc:
                 fp = hashlib.sha256((folder / contract.MANIFEST).read_bytes()).hexdigest()
-                return _reject(conn, landing, extract_date, fp, str(exc), started, t0)
+                return _reject(conn, landing, extract_date, fp, str(exc), started, t0, key)
             latest = latest_delivery(cur, extract_date)
             if latest and latest[0] == fp:
                 conn.rollback()
@@ -276,41 +303,23 @@ def load_extract(landing: Path, extract_date: str, warehouse: str | None = None,
                     checked[entity] = (name, raw, validate.check_file(raw, date.fromisoformat(extract_date), cfg, key),
                                        _time.perf_counter() - f0)
             except (RejectedDelivery, reader.ContractViolation) as exc:
-                return _reject(conn, landing, extract_date, fp, str(exc), started, t0)
-
-            result = DeliveryResult(extract_date, "loaded")
-            cur.execute("""insert into ingest.extract_ledger (extract_date, landing, fingerprint, status,
-                           started_at, finished_at, seconds) values (%s, %s, %s, 'loaded', %s, %s, 0)
-                           returning delivery_id""", (extract_date, str(landing), fp, started, started))
-            delivery_id = cur.fetchone()[0]
-            cur.execute("delete from ingest.quarantine where extract_date = %s", (extract_date,))
-            for entity, (name, raw, chk, secs) in checked.items():
-                f0 = _time.perf_counter()
-                _upsert(cur, entity, chk.rows, date.fromisoformat(extract_date), name)
-                q = pd.DataFrame([{"delivery_id": delivery_id, "extract_date": extract_date, "entity": entity,
-                                   "file_name": name, "line_no": r.line_no, "reason": r.reason,
-                                   "details": json.dumps(r.details, default=str), "raw_text": r.raw_text}
-                                  for r in chk.quarantine],
-                                 columns=["delivery_id", "extract_date", "entity", "file_name", "line_no", "reason",
-                                          "details", "raw_text"])
-                if len(q):
-                    _copy(cur, "ingest.quarantine", q, list(q.columns))
-                fr = FileResult(name, entity, real[name], man["files"][name]["rows"], raw.rows_read, len(chk.rows),
-                                len(chk.quarantine), chk.repaired, secs + _time.perf_counter() - f0)
-                if fr.rows_loaded + fr.rows_quarantined != fr.rows_read:
-                    raise AssertionError(f"{name}: {fr.rows_read} read but {fr.rows_loaded} loaded + "
-                                         f"{fr.rows_quarantined} quarantined")
-                cur.execute("""insert into ingest.file_ledger values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-                            (delivery_id, name, entity, fr.sha256, fr.rows_manifest, fr.rows_read, fr.rows_loaded,
-                             fr.rows_quarantined, fr.rows_repaired, fr.seconds))
-                result.files.append(fr)
-            for attr in ("rows_read", "rows_loaded", "rows_quarantined", "rows_repaired"):
-                setattr(result, attr, sum(getattr(f, attr) for f in result.files))
-            result.seconds = _time.perf_counter() - t0
-            cur.execute("""update ingest.extract_ledger set rows_read = %s, rows_loaded = %s, rows_quarantined = %s,
-                           rows_repaired = %s, finished_at = %s, seconds = %s where delivery_id = %s""",
-                        (result.rows_read, result.rows_loaded, result.rows_quarantined, result.rows_repaired,
-                         datetime.now(timezone.utc), result.seconds, delivery_id))
+                return _reject(conn, landing, extract_date, fp, str(exc), started, t0, key)
+            except MemoryError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a defect on hostile bytes must leave a trace, not a crash
+                # Reading and checking depend only on the delivered bytes: the same delivery would
+                # fail again, so it is rejected (by fingerprint) with the error as its reason.
+                log.error("extract %s: reading failed:\n%s", extract_date, pii.safe_text(traceback.format_exc(), key))
+                return _reject(conn, landing, extract_date, fp, f"could not be read ({type(exc).__name__}: {exc})",
+                               started, t0, key)
+            try:
+                result = _write(cur, landing, extract_date, fp, started, t0, man, real, checked)
+            except (psycopg2.DataError, psycopg2.IntegrityError, psycopg2.errors.ProgramLimitExceeded) as exc:
+                # A value PostgreSQL refuses (the checks should have quarantined its row): the whole
+                # date is rejected with the database's reason rather than half-loaded or crashed.
+                log.error("extract %s: storing failed:\n%s", extract_date, pii.safe_text(traceback.format_exc(), key))
+                return _reject(conn, landing, extract_date, fp, f"could not be stored ({type(exc).__name__}: {exc})",
+                               started, t0, key)
         conn.commit()
         return result
     except BaseException:
@@ -320,7 +329,55 @@ def load_extract(landing: Path, extract_date: str, warehouse: str | None = None,
         conn.close()
 
 
-def _reject(conn, landing, extract_date, fp, reason, started, t0) -> DeliveryResult:
+def _write(cur, landing, extract_date, fp, started, t0, man, real, checked) -> DeliveryResult:
+    """Upserts the checked rows, writes the quarantine and the ledger (inside the caller's transaction)."""
+    result = DeliveryResult(extract_date, "loaded")
+    cur.execute("""insert into ingest.extract_ledger (extract_date, landing, fingerprint, status,
+                   started_at, finished_at, seconds) values (%s, %s, %s, 'loaded', %s, %s, 0)
+                   returning delivery_id""", (extract_date, pii.storable(str(landing)), fp, started, started))
+    delivery_id = cur.fetchone()[0]
+    cur.execute("delete from ingest.quarantine where extract_date = %s", (extract_date,))
+    for entity, (name, raw, chk, secs) in checked.items():
+        f0 = _time.perf_counter()
+        _upsert(cur, entity, chk.rows, date.fromisoformat(extract_date), name)
+        q = pd.DataFrame([{"delivery_id": delivery_id, "extract_date": extract_date, "entity": entity,
+                           "file_name": name, "line_no": r.line_no, "reason": r.reason,
+                           "details": json.dumps(r.details, default=str), "raw_text": r.raw_text}
+                          for r in chk.quarantine],
+                         columns=["delivery_id", "extract_date", "entity", "file_name", "line_no", "reason",
+                                  "details", "raw_text"])
+        if len(q):
+            _copy(cur, "ingest.quarantine", q, list(q.columns), not_null=("raw_text",))
+        fr = FileResult(name, entity, real[name], man["files"][name]["rows"], raw.rows_read, len(chk.rows),
+                        len(chk.quarantine), chk.repaired, secs + _time.perf_counter() - f0,
+                        dict(sorted(Counter(r.reason for r in chk.quarantine).items())))
+        if fr.rows_loaded + fr.rows_quarantined != fr.rows_read:
+            raise AssertionError(f"{name}: {fr.rows_read} read but {fr.rows_loaded} loaded + "
+                                 f"{fr.rows_quarantined} quarantined")
+        cur.execute("""insert into ingest.file_ledger (delivery_id, file_name, entity, sha256, rows_manifest,
+                       rows_read, rows_loaded, rows_quarantined, rows_repaired, seconds, quarantine_reasons)
+                       values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                    (delivery_id, name, entity, fr.sha256, fr.rows_manifest, fr.rows_read, fr.rows_loaded,
+                     fr.rows_quarantined, fr.rows_repaired, fr.seconds, json.dumps(fr.quarantine_reasons)))
+        result.files.append(fr)
+    for attr in ("rows_read", "rows_loaded", "rows_quarantined", "rows_repaired"):
+        setattr(result, attr, sum(getattr(f, attr) for f in result.files))
+    total = Counter()
+    for f in result.files:
+        total.update(f.quarantine_reasons)
+    result.quarantine_reasons = dict(sorted(total.items()))
+    result.seconds = _time.perf_counter() - t0
+    cur.execute("""update ingest.extract_ledger set rows_read = %s, rows_loaded = %s, rows_quarantined = %s,
+                   rows_repaired = %s, quarantine_reasons = %s, finished_at = %s, seconds = %s
+                   where delivery_id = %s""",
+                (result.rows_read, result.rows_loaded, result.rows_quarantined, result.rows_repaired,
+                 json.dumps(result.quarantine_reasons), datetime.now(timezone.utc), result.seconds,
+                 delivery_id))
+    return result
+
+
+def _reject(conn, landing, extract_date, fp, reason, started, t0, key) -> DeliveryResult:
+    reason = pii.safe_text(reason, key)
     conn.rollback()
     with conn.cursor() as cur:
         latest = latest_delivery(cur, extract_date)
@@ -328,7 +385,8 @@ def _reject(conn, landing, extract_date, fp, reason, started, t0) -> DeliveryRes
             secs = _time.perf_counter() - t0
             cur.execute("""insert into ingest.extract_ledger (extract_date, landing, fingerprint, status, reason,
                             started_at, finished_at, seconds) values (%s, %s, %s, 'rejected', %s, %s, %s, %s)""",
-                         (extract_date, str(landing), fp, reason, started, datetime.now(timezone.utc), secs))
+                         (extract_date, pii.storable(str(landing)), fp, reason, started, datetime.now(timezone.utc),
+                          secs))
     conn.commit()
     log.warning("extract %s rejected: %s", extract_date, reason)
     return DeliveryResult(extract_date, "rejected", reason=reason, seconds=_time.perf_counter() - t0)

@@ -2,7 +2,9 @@
 
 The CSV dialect is the contract's (comma, double-quote quoting, header row).
 Rows that cannot be records of the file (wrong number of fields, bytes that
-are not UTF-8) are returned as rejects with their raw text, never dropped.
+are not UTF-8, characters PostgreSQL cannot store such as NUL) are returned as
+rejects with their raw text, never dropped. The raw text is as read (undecodable
+bytes as surrogates, NULs kept): validate makes it storable and hashes its mobiles.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hotspots import contract
+from hotspots.ingest.pii import unstorable
 
 
 @dataclass
@@ -59,8 +62,8 @@ def _has_surrogates(fields: list[str]) -> bool:
 
 
 def _printable(text: str) -> str:
-    """Raw text safe to store: undecodable bytes shown as \\xNN escapes."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").rstrip("\r\n")
+    """Raw text of a rejected record, without its line ending."""
+    return text.rstrip("\r\n")
 
 
 def read_file(entity: str, path: Path, field_size_limit: int = 65536) -> RawFile:
@@ -89,6 +92,8 @@ def read_file(entity: str, path: Path, field_size_limit: int = 65536) -> RawFile
         raise ContractViolation(f"{path.name}: unreadable header ({exc})") from exc
     if _has_surrogates(header):
         raise ContractViolation(f"{path.name}: header is not UTF-8")
+    if any(unstorable(h) for h in header):
+        raise ContractViolation(f"{path.name}: header holds a NUL character")
     wanted = contract.COLUMNS[entity]
     missing = [c for c in wanted if c not in header]
     if missing:
@@ -119,6 +124,10 @@ def read_file(entity: str, path: Path, field_size_limit: int = 65536) -> RawFile
         if _has_surrogates(rec):
             bad = [header[i] for i, v in enumerate(rec) if _has_surrogates([v])]
             out.rejects.append(Reject(start, contract.Q_INVALID_ENCODING, _printable(raw), {"columns": bad}))
+            continue
+        if any(unstorable(v) for v in rec):
+            bad = [header[i] for i, v in enumerate(rec) if unstorable(v)]
+            out.rejects.append(Reject(start, contract.Q_UNSTORABLE_BYTES, _printable(raw), {"columns": bad}))
             continue
         out.lines.append(start)
         out.records.append([rec[i] for i in index])

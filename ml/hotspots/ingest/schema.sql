@@ -35,6 +35,19 @@ create table if not exists ingest.file_ledger (
     seconds          double precision not null default 0,
     primary key (delivery_id, file_name)
 );
+-- Rows quarantined per reason, e.g. {"malformed_row": 2, "unknown_code": 1}, per delivery and per
+-- file. Added after the first release: an existing warehouse gets the columns here (the check
+-- first, so the usual run takes no exclusive lock on the ledger).
+do $$ begin
+    if not exists (select 1 from information_schema.columns where table_schema = 'ingest'
+                   and table_name = 'extract_ledger' and column_name = 'quarantine_reasons') then
+        alter table ingest.extract_ledger add column quarantine_reasons jsonb not null default '{}';
+    end if;
+    if not exists (select 1 from information_schema.columns where table_schema = 'ingest'
+                   and table_name = 'file_ledger' and column_name = 'quarantine_reasons') then
+        alter table ingest.file_ledger add column quarantine_reasons jsonb not null default '{}';
+    end if;
+end $$;
 
 -- Rows that were not loaded, with a machine-readable reason. Holds the current
 -- delivery of each extract date: a corrected re-send replaces its date's rows.

@@ -13,8 +13,6 @@ Order of work, each step documented in docs/ingest.md:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import re
@@ -27,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from hotspots import contract, settings
+from hotspots.ingest.pii import mobile_hash, normalise_mobile, safe_json, safe_text, scrub_mobiles  # noqa: F401
 from hotspots.ingest.reader import RawFile, Reject
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,6 @@ CODES = {
 COORDS = {"complaints": ("victim_lat", "victim_lon"), "withdrawals": ("lat", "lon")}
 CELL_COLUMN = {"complaints": "victim_h3_cell", "withdrawals": "h3_cell"}
 _OFFSET = re.compile(r"(?:Z|z|[+-]\d{2}(?::?\d{2})?)$")
-_MOBILE_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(?:\+?91[-\s]?|0)?([6-9][0-9]{9})(?![0-9])")
 
 
 @dataclass
@@ -64,26 +62,12 @@ class Checked:
 
 # ---------------------------------------------------------------- PII
 
-
-def mobile_hash(mobile10: str, key: bytes) -> str:
-    return hmac.new(key, mobile10.encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def normalise_mobile(value: str | None) -> str | None:
-    """The 10-digit mobile number in a typed value, or None when it is not one."""
-    if value is None:
-        return None
-    digits = re.sub(r"\D", "", value)
-    if len(digits) == 12 and digits.startswith("91"):
-        digits = digits[2:]
-    elif len(digits) == 11 and digits.startswith("0"):
-        digits = digits[1:]
-    return digits if re.fullmatch(r"[6-9][0-9]{9}", digits) else None
-
-
-def scrub_mobiles(text: str, key: bytes) -> str:
-    """Raw text with every mobile-looking number replaced by its keyed hash."""
-    return _MOBILE_IN_TEXT.sub(lambda m: f"<mobile:{mobile_hash(m.group(1), key)[:12]}>", text)
+# Descriptive text fields of loaded rows that no check constrains to a format: a mobile
+# written in them is replaced by its hash. Keys, account tokens and terminal ids are
+# identifiers (tokens by contract) and are kept as delivered; every other field is
+# typed or checked against a format or code set, so a number in it quarantines the row.
+FREE_TEXT = {"complaints": ("victim_pincode", "victim_state", "victim_district"), "transactions": (),
+             "withdrawals": ("pincode",)}
 
 
 # ---------------------------------------------------------------- typing
@@ -284,10 +268,8 @@ def check_file(raw: RawFile, extract_date: date, cfg: settings.IngestConfig, key
     entity = raw.entity
     cols = contract.COLUMNS[entity]
     quarantine: list[Reject] = []
-    scrub = entity == "complaints"
     for r in raw.rejects:
-        quarantine.append(Reject(r.line_no, r.reason, scrub_mobiles(r.raw_text, key) if scrub else r.raw_text,
-                                 r.details))
+        quarantine.append(Reject(r.line_no, r.reason, safe_text(r.raw_text, key), safe_json(r.details, key)))
     df = pd.DataFrame(raw.records, columns=list(cols), dtype="object")
     df = df.apply(lambda s: s.str.strip()).replace("", None)
     df["_line"] = np.asarray(raw.lines, dtype=np.int64)
@@ -317,6 +299,8 @@ def check_file(raw: RawFile, extract_date: date, cfg: settings.IngestConfig, key
 
         _repair_coords(df, *COORDS[entity], flags)
         df[CELL_COLUMN[entity]] = h3_cells(df[COORDS[entity][0]], df[COORDS[entity][1]])
+    for c in FREE_TEXT[entity]:
+        df[c] = df[c].map(lambda v: v if v is None or pd.isna(v) else scrub_mobiles(v, key))
     if entity == "complaints":
         _repair_victim_pin(df, flags)
         _repair_mobiles(df, flags, key)
@@ -353,9 +337,8 @@ def check_file(raw: RawFile, extract_date: date, cfg: settings.IngestConfig, key
 
     for i in np.flatnonzero([bool(r) for r in reasons]):
         text = df["_raw"].iat[i]
-        quarantine.append(Reject(int(df["_line"].iat[i]), reasons[i][0]["reason"],
-                                 scrub_mobiles(text, key) if scrub else text,
-                                 {"checks": reasons[i], "repairs": flags[i]}))
+        quarantine.append(Reject(int(df["_line"].iat[i]), reasons[i][0]["reason"], safe_text(text, key),
+                                 safe_json({"checks": reasons[i], "repairs": flags[i]}, key)))
     ok = np.array([not r for r in reasons], dtype=bool)
     df["dq_flags"] = [sorted(set(f)) for f in flags]
     rows = df.loc[ok].drop(columns=["_raw"] + (["layer_text"] if entity == "transactions" else []))
