@@ -108,23 +108,19 @@ def test_share_of_withdrawals_with_terminal_but_no_coordinates(runs, name):
     assert (w["terminal_id"] != "").all() and (w["pincode"][w["lat"] == ""] != "").all()
     none = (w["lat"] == "") & (w["terminal_id"] != "")
     share = none.mean()
-    # Terminals the bank knows only by PIN never come with coordinates, in any variant.
+    # Terminals the default producer knows only by PIN (placed at the PIN centroid, their truth).
     pin_only = ~_world(seed).terminals.set_index("terminal_id")["has_coords"].reindex(w["terminal_id"]).to_numpy()
-    assert none[pin_only].all()
-    s0 = pin_only.mean()
     s = VARIANTS[name]
     if name == "default":
-        assert 0.03 < share < 0.2 and share == s0
+        assert 0.03 < share < 0.2 and (none == pin_only).all()
     else:
-        expected = max(s.coordless_share, s0 + (1 - s0) * s.coordless_located_min)
-        assert abs(share - expected) < 0.03 and 0.18 < share < 0.32, (name, share, s0)
-        assert summary["withdrawals_coordless"] > 0
-        # Rows at located terminals reported without coordinates (those a registry can place) ...
-        located_none = none & ~pin_only
-        assert located_none.mean() > (1 - s0) * s.coordless_located_min - 0.02
-        # ... are nearly all at terminals that other rows of the same window report with coordinates.
+        assert abs(share - s.coordless_share) < 0.03 and 0.18 < share < 0.32, (name, share)
+        assert summary["withdrawals_coordless"] >= none.sum()
+        # Not only the PIN-only terminals: mostly terminals whose true position is not the centroid.
+        assert (none & ~pin_only).sum() > 0.7 * none.sum()
+        # The same terminals come with coordinates in other rows of the window (a registry learns them).
         located = set(w.loc[w["lat"] != "", "terminal_id"])
-        assert w.loc[located_none, "terminal_id"].isin(located).mean() > 0.8
+        assert w.loc[none, "terminal_id"].isin(located).mean() > 0.6
         # Per-terminal tendency: among terminals seen often, some are coordless far more than others.
         per = w.groupby("terminal_id")["lat"].agg(n="size", none=lambda s: (s == "").mean())
         busy = per[per["n"] >= 10]

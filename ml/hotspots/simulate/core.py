@@ -98,6 +98,9 @@ class _Simulation:
         self.fraud = FraudDay(self.world, self.book, rngs["fraud"], scenario, rngs["forward"])
         horizon = HORIZON + (int(np.ceil(scenario.forward_hours[1] / 24)) if scenario.forwards else 0)
         self.cash = CashOut(self.world, self.book, rngs["cash"], horizon)
+        # Terminals this producer reports with coordinates (when it gives them at all).
+        self._reportable = self.world.t["has_coords"] if scenario.pin_only_terminals else \
+            np.ones(len(self.world.t["has_coords"]), dtype=bool)
         self._coordless_w = self._terminal_coordless_tendency()
         self.dirt = DirtInjector(self.world, rngs["dirt"], dirty_rate)
         self.outbox = ex.Outbox(first, self.last)
@@ -181,18 +184,17 @@ class _Simulation:
         """How each withdrawal's terminal is reported: `coordless` (terminal and PIN, no lat/lon)
         and the offset of the reported coordinates from the true ones (`dlat`, `dlon`, degrees)."""
         s, rng, k = self.scenario, self.rng["producer"], len(term)
-        coordless = np.zeros(k, dtype=bool)
+        located = self._reportable[term]
+        coordless = ~located
         dlat, dlon = np.zeros(k), np.zeros(k)
         if s.coordless_share > 0 and k:
-            # Terminals known only by PIN already make up part of the share; the rest is taken from
-            # today's withdrawals at located terminals, in proportion to each terminal's tendency.
-            located = self.world.t["has_coords"][term]
+            # Terminals known only by PIN make up part of the share; the rest is taken from today's
+            # withdrawals at terminals with coordinates, in proportion to each terminal's tendency.
             pin_only = 1.0 - located.mean()
-            q = (s.coordless_share - pin_only) / max(1.0 - pin_only, 1e-9)
-            q = float(np.clip(max(q, s.coordless_located_min), 0.0, 1.0))
+            q = float(np.clip((s.coordless_share - pin_only) / max(1.0 - pin_only, 1e-9), 0.0, 1.0))
             w = self._coordless_w[term]
             p = np.minimum(q * w / w[located].mean(), 1.0) if located.any() else np.zeros(k)
-            coordless = located & (rng.random(k) < p)
+            coordless |= rng.random(k) < p
         if s.jitter_m > 0 or s.jitter_far_share > 0:
             sd = np.where(rng.random(k) < s.jitter_far_share, s.jitter_far_m, s.jitter_m)
             metres = np.clip(rng.normal(size=(2, k)), -3, 3) * sd
@@ -276,8 +278,7 @@ class _Simulation:
         self._truth_files["withdrawals"].write(df)
         self.counts["withdrawals_realised"] += len(df)
         self.counts["withdrawals_reported"] += int(in_window.sum())
-        coordless = rows["coordless"].to_numpy() | ~t["has_coords"][term]
-        self.counts["withdrawals_coordless"] += int((in_window & coordless).sum())
+        self.counts["withdrawals_coordless"] += int((in_window & rows["coordless"].to_numpy()).sum())
 
     # ---------------------------------------------------------------- extract
     def _write_extract(self, day: int) -> None:

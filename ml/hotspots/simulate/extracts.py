@@ -122,9 +122,9 @@ def txn_text(t: pd.DataFrame, mules: MuleAccounts) -> dict[str, np.ndarray]:
 def withdrawal_text(w: pd.DataFrame, world: World) -> dict[str, np.ndarray]:
     term = w["terminal"].to_numpy()
     t = world.t
-    # Scenario quirks: some rows of located terminals come without coordinates (terminal and PIN
-    # only), and reported coordinates may be off the true position by (dlat, dlon).
-    has_coords = t["has_coords"][term] & ~w["coordless"].to_numpy()
+    # How the producer reported the terminal (core._reported_position): without coordinates
+    # (terminal and PIN only), or at coordinates off the true position by (dlat, dlon).
+    has_coords = ~w["coordless"].to_numpy()
     has_ack = w["ack"].to_numpy() >= 0
     return {
         "withdrawal_id": withdrawal_ids(w["serial"].to_numpy()),

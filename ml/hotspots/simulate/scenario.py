@@ -29,18 +29,20 @@ class Scenario:
     name: str = "default"
     description: str = "the simulator's own producer: every located terminal reported at its position"
 
-    # 1. Withdrawals reported with terminal_id and PIN but no lat/lon: `coordless_share` of all
-    # withdrawals. Terminals known only by PIN (about 12% of terminals, 5-15% of withdrawals) are
-    # coordless in every scenario and count towards the share; the rest is taken each day from
-    # withdrawals at terminals that do have coordinates, in proportion to a per-terminal tendency
-    # (Gamma with mean 1 and shape `coordless_concentration`: 2 makes some terminals give
-    # coordinates almost always, others mostly not; 0: the same probability for every row).
-    # At least `coordless_located_min` of the withdrawals at located terminals are coordless even
-    # where PIN-only terminals alone fill the share (then the total share exceeds it a little):
-    # these are the rows a terminal registry can place, and they never vanish.
+    # 1. Withdrawals reported with terminal_id and PIN but no lat/lon.
+    # `pin_only_terminals`: the default producer knows about 12% of terminals (mostly AEPS and
+    # micro-ATM points, placed at their PIN centroid, which is their true position) only by PIN
+    # and never gives their coordinates: 5-15% of withdrawals, harmless to locate. With False,
+    # this producer reports those terminals like any other (at that centroid).
+    # `coordless_share`: share of all withdrawals reported without coordinates. The PIN-only
+    # terminals above count towards it; the rest is taken each day from withdrawals at terminals
+    # with coordinates, in proportion to a per-terminal tendency (Gamma, mean 1, shape
+    # `coordless_concentration`: 2 makes some terminals give coordinates almost always and others
+    # mostly not; 0: the same probability for every row). The same terminals come with
+    # coordinates in other rows: what a terminal registry can learn from.
+    pin_only_terminals: bool = True
     coordless_share: float = 0.0
     coordless_concentration: float = 0.0
-    coordless_located_min: float = 0.0
 
     # 2. Jitter of reported coordinates: per report, a normal offset per axis with standard
     # deviation `jitter_m` metres (clipped at 3 sd); a share `jitter_far_share` of reports uses
@@ -80,7 +82,7 @@ class Scenario:
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"scenario {self.name}: {name}={v} must be in [0, 1]")
 
-        for name in ("coordless_share", "coordless_located_min", "jitter_far_share", "p_disrupt", "p_go_dark", "p_relocate",
+        for name in ("coordless_share", "jitter_far_share", "p_disrupt", "p_go_dark", "p_relocate",
                      "relocate_near_share", "forward_share", "late_share"):
             share(name)
         if self.p_disrupt + self.p_go_dark + self.p_relocate > 1:
@@ -116,21 +118,21 @@ VARIANTS: dict[str, Scenario] = {
     "pin_terminals": Scenario(
         name="pin_terminals",
         description="a quarter of withdrawals carry a terminal but no coordinates; jittered coordinates",
-        coordless_share=0.25, coordless_concentration=2.0, coordless_located_min=0.1, **_JITTER,
+        coordless_share=0.25, coordless_concentration=2.0, pin_only_terminals=False, **_JITTER,
     ),
     "moving_rings": Scenario(
         name="moving_rings",
         description="rings go dark often and mostly come back with their cash-out in another district; "
                     "22% of withdrawals without coordinates; jitter",
-        coordless_share=0.22, coordless_concentration=2.0, coordless_located_min=0.1, **_JITTER,
+        coordless_share=0.22, coordless_concentration=2.0, pin_only_terminals=False, **_JITTER,
         p_disrupt=1 / 80, p_go_dark=1 / 120, p_relocate=1 / 300, after_dark=(0.1, 0.8, 0.1),
         dark_days=(3, 14), relocate_near_share=0.4,
     ),
     "layered": Scenario(
         name="layered",
         description="money forwarded to second-layer accounts 1-96 h before cash-out; 8% of withdrawals "
-                    "and transactions reported 10-30 days late; 20% without coordinates; jitter",
-        coordless_share=0.20, coordless_concentration=2.0, coordless_located_min=0.1, **_JITTER,
+                    "and transactions reported 10-30 days late; 21% without coordinates; jitter",
+        coordless_share=0.21, coordless_concentration=2.0, pin_only_terminals=False, **_JITTER,
         forward_share=0.7, forward_hours=(1.0, 96.0), second_layer_accounts=0.4,
         late_share=0.08, late_days=(10, 30),
     ),
