@@ -226,7 +226,10 @@ class Dispatcher:
         t0 = time.perf_counter()
         conn = db.connect(self.warehouse)
         try:
-            self.stats["map_seconds"] += maps.prerender(conn)  # once per cell, before the parallel sends
+            # Once per cell, before the sends, in a process per core.
+            t_maps = time.perf_counter()
+            self.stats["map_seconds"] += maps.prerender(conn, self.warehouse)
+            self.stats["map_wall_seconds"] = round(time.perf_counter() - t_maps, 2)
         finally:
             conn.close()
         while True:

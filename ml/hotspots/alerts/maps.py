@@ -16,6 +16,11 @@ import time
 _RENDER = threading.Lock()  # matplotlib is not thread-safe; one render at a time per process
 
 
+_FIG = None
+_OUTLINES: dict = {}  # (state, district) -> simplified outline, per process
+COLOURS = {"ATM": "#08519c", "BRANCH": "#006d2c", "POS": "#54278f", "MICRO_ATM": "#a50f15"}
+
+
 def _frames(cur, cell: str):
     import geopandas as gpd
     import h3
@@ -35,52 +40,96 @@ def _frames(cur, cell: str):
                    where h3_cell = any(%s) and terminal_id is not null and lon is not null
                    group by 1""", ([cell, *ring],))
     terms = cur.fetchall()
-    outline = None
-    cur.execute("select to_regclass('marts.dim_districts') is not null")
-    if cur.fetchone()[0]:
-        cur.execute("select st_asbinary(geom) from marts.dim_districts where state = %s and district = %s",
-                    (state, district))
-        r = cur.fetchone()
-        outline = wkb.loads(bytes(r[0])) if r else None
+    key = (state, district)
+    if key not in _OUTLINES:
+        outline = None
+        cur.execute("select to_regclass('marts.dim_districts') is not null")
+        if cur.fetchone()[0]:
+            cur.execute("""select st_asbinary(st_simplifypreservetopology(geom, 0.002)) from marts.dim_districts
+                           where state = %s and district = %s""", key)
+            r = cur.fetchone()
+            outline = wkb.loads(bytes(r[0])) if r and r[0] is not None else None
+        _OUTLINES[key] = outline
     crs = "EPSG:4326"
-    return (gpd.GeoSeries([wkb.loads(bytes(geom))], crs=crs), gpd.GeoSeries(neighbours, crs=crs),
-            gpd.GeoDataFrame({"terminal_id": [t[0] for t in terms], "channel": [t[1] for t in terms],
-                              "n": [t[4] for t in terms]},
-                             geometry=gpd.points_from_xy([t[2] for t in terms], [t[3] for t in terms]), crs=crs),
-            gpd.GeoSeries([outline], crs=crs) if outline is not None else None, state, district)
+    terminals = gpd.GeoDataFrame({"terminal_id": [t[0] for t in terms], "channel": [str(t[1]) for t in terms],
+                                  "n": [t[4] for t in terms]},
+                                 geometry=gpd.points_from_xy([t[2] for t in terms], [t[3] for t in terms]), crs=crs)
+    return (gpd.GeoSeries([wkb.loads(bytes(geom))], crs=crs), gpd.GeoSeries(neighbours, crs=crs), terminals,
+            _OUTLINES[key], state, district)
+
+
+def _exteriors(geom) -> list:
+    import numpy as np
+
+    if geom is None or geom.is_empty:
+        return []
+    polys = getattr(geom, "geoms", [geom])
+    return [np.asarray(p.exterior.coords) for p in polys]
+
+
+def _figure():
+    """One figure, its two axes made once per process and reused (making axes is most of a
+    small render's cost); only the artists change between maps."""
+    global _FIG
+    if _FIG is None:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(6.4, 3.2), dpi=80)
+        ax0, ax1 = fig.subplots(1, 2)
+        for ax in (ax0, ax1):
+            ax.set_axis_off()
+            ax.set_aspect("equal")
+        fig.subplots_adjust(left=0.02, right=0.98, bottom=0.08, top=0.9, wspace=0.05)
+        # Titles and the key as figure texts: axes titles and legends lay out tick labels each draw.
+        texts = (fig.text(0.25, 0.95, "", ha="center", va="center", fontsize=8),
+                 fig.text(0.75, 0.95, "", ha="center", va="center", fontsize=8),
+                 fig.text(0.75, 0.03, "", ha="center", va="center", fontsize=7))
+        _FIG = (fig, ax0, ax1, texts)
+    return _FIG
+
+
+def _clear(ax) -> None:
+    for artist in [*ax.collections, *ax.lines, *ax.patches]:
+        artist.remove()
 
 
 def render_png(cur, cell: str) -> bytes:
-    from matplotlib.figure import Figure
+    from matplotlib.collections import LineCollection, PolyCollection
 
     me, ring, terms, outline, state, district = _frames(cur, cell)
-    fig = Figure(figsize=(7.2, 3.6), dpi=90)
-    ax0, ax1 = fig.subplots(1, 2)
     with _RENDER:
-        if outline is not None:
-            outline.boundary.plot(ax=ax0, color="#555555", linewidth=0.8)
+        fig, ax0, ax1, (title0, title1, key) = _figure()
+        _clear(ax0)
+        _clear(ax1)
+        edges = _exteriors(outline)
         c = me.iloc[0].centroid
+        if edges:
+            ax0.add_collection(LineCollection(edges, colors="#555555", linewidths=0.8))
+            minx, miny, maxx, maxy = outline.bounds
+        else:
+            minx, miny, maxx, maxy = c.x - 0.2, c.y - 0.2, c.x + 0.2, c.y + 0.2
         ax0.plot([c.x], [c.y], marker="o", color="#d62728", markersize=7)
-        ax0.set_title(f"{district}, {state}", fontsize=8)
-        ring.plot(ax=ax1, facecolor="#fdd0a2", edgecolor="#e6550d", linewidth=0.6, alpha=0.6)
-        me.plot(ax=ax1, facecolor="#d62728", edgecolor="#67000d", linewidth=1.0, alpha=0.75)
-        if outline is not None:
-            outline.boundary.plot(ax=ax1, color="#555555", linewidth=0.8, linestyle="--")
-        colours = {"ATM": "#08519c", "BRANCH": "#006d2c", "POS": "#54278f"}
+        pad = 0.05 * max(maxx - minx, maxy - miny, 0.01)
+        ax0.set_xlim(min(minx, c.x) - pad, max(maxx, c.x) + pad)
+        ax0.set_ylim(min(miny, c.y) - pad, max(maxy, c.y) + pad)
+        title0.set_text(f"{district}, {state}")
+        ax1.add_collection(PolyCollection([e for g in ring for e in _exteriors(g)], facecolors="#fdd0a2",
+                                          edgecolors="#e6550d", linewidths=0.6, alpha=0.7))
+        ax1.add_collection(PolyCollection(_exteriors(me.iloc[0]), facecolors="#d62728", edgecolors="#67000d",
+                                          linewidths=1.0, alpha=0.75))
+        if edges:
+            ax1.add_collection(LineCollection(edges, colors="#555555", linewidths=0.8, linestyles="dashed"))
+        seen = []
         for channel, g in terms.groupby("channel") if len(terms) else []:
-            g.plot(ax=ax1, color=colours.get(str(channel).upper(), "#000000"), markersize=18, marker="^",
-                   label=f"{channel} ({len(g)})", zorder=3)
-        if len(terms):
-            ax1.legend(fontsize=6, loc="lower right", title="terminals", title_fontsize=6)
+            ax1.plot(g.geometry.x, g.geometry.y, linestyle="none", marker="^", markersize=6,
+                     color=COLOURS.get(channel.upper(), "#000000"), zorder=3)
+            seen.append(f"{channel} {len(g)}")
+        key.set_text("terminals (triangles): " + (", ".join(seen) if seen else "none seen"))
         minx, miny, maxx, maxy = ring.total_bounds
         pad = 0.15 * max(maxx - minx, maxy - miny)
         ax1.set_xlim(minx - pad, maxx + pad)
         ax1.set_ylim(miny - pad, maxy + pad)
-        ax1.set_title(f"cell {cell} and ring-1 neighbours", fontsize=8)
-        for ax in (ax0, ax1):
-            ax.set_aspect("equal")
-            ax.set_axis_off()  # no ticks: their text layout is most of a render's time
-        fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.92, wspace=0.05)
+        title1.set_text(f"cell {cell} (red) and ring-1 neighbours")
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
         return buf.getvalue()
@@ -121,12 +170,37 @@ def ensure_maps(conn, cells: list[str], forecast_date) -> tuple[dict[str, bytes]
     return out, spent
 
 
-def prerender(conn) -> float:
-    """Renders the maps every due email message needs and that are not there yet; seconds spent."""
+def _render_chunk(args) -> float:
+    """In a worker process: render the maps of some cells of one date (own connection)."""
+    from hotspots import db
+
+    warehouse, cells, forecast_date = args
+    conn = db.connect(warehouse)
+    try:
+        return ensure_maps(conn, cells, forecast_date)[1]
+    finally:
+        conn.close()
+
+
+def prerender(conn, warehouse: str | None = None, processes: int | None = None) -> float:
+    """Renders the maps every due email message needs and that are not there yet, in
+    `processes` forked workers (default: one per core) when there are many; seconds of
+    rendering (summed over the workers)."""
+    import multiprocessing
+    import os
+
     with conn.cursor() as cur:
-        cur.execute("""select forecast_date, array_agg(distinct c) from alerts.messages, unnest(map_cells) c
-                       where status in ('pending', 'failed', 'sending') and channel_kind = 'email'
+        cur.execute("""select m.forecast_date, array_agg(distinct c) from alerts.messages m, unnest(m.map_cells) c
+                       where m.status in ('pending', 'failed', 'sending') and m.channel_kind = 'email'
+                         and not exists (select 1 from alerts.maps p where p.h3_cell = c
+                                         and p.forecast_date = m.forecast_date)
                        group by 1""")
         todo = cur.fetchall()
     conn.commit()
-    return sum(ensure_maps(conn, sorted(cells), d)[1] for d, cells in todo)
+    processes = processes or os.cpu_count() or 1
+    n = sum(len(c) for _, c in todo)
+    if warehouse is None or processes < 2 or n < 8:
+        return sum(ensure_maps(conn, sorted(cells), d)[1] for d, cells in todo)
+    chunks = [(warehouse, sorted(cells)[i::processes], d) for d, cells in todo for i in range(processes)]
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        return sum(pool.map(_render_chunk, [c for c in chunks if c[1]]))
