@@ -60,7 +60,7 @@ case "${1:-}" in
     rm -f "$PIDFILE"
     ;;
   logins)
-    echo "superset: http://127.0.0.1:$SUPERSET_PORT/dashboard/national-risk-map/ (also district-drilldown, alerts-cases, model-data-health; acknowledgements at /hotspots/ack/)"
+    echo "superset: http://127.0.0.1:$SUPERSET_PORT/superset/dashboard/national-risk-map/ (also district-drilldown, alerts-cases, model-data-health; acknowledgements at /hotspots/ack/)"
     echo "superset: users admin and those of superset/security.yml; passwords from \$SUPERSET_PASSWORD_<USER> or in $LOCAL/passwords/<user>:"
     for f in "$LOCAL"/passwords/*; do [ -f "$f" ] && echo "  $(basename "$f")"; done
     ;;

@@ -30,7 +30,7 @@ th { background: #f4f4f4; }
 form { display: flex; gap: 6px; align-items: center; }
 </style></head><body>
 <h2>Alerts of {{ scope_label }}</h2>
-<p>Signed in as <b>{{ username }}</b>. <a href="/dashboard/alerts-cases/">Alerts and cases dashboard</a></p>
+<p>Signed in as <b>{{ username }}</b>. <a href="/superset/dashboard/alerts-cases/">Alerts and cases dashboard</a></p>
 {% if message %}<div class="msg" id="message">{{ message }}</div>{% endif %}
 <table id="alerts">
 <tr><th>Alert</th><th>Tier</th><th>Cell</th><th>District</th><th>Forecast</th><th>Expected</th><th>Status</th>

@@ -34,33 +34,37 @@ DATASETS: dict[str, dict] = {
         description="Forecast per H3 res-8 cell and forecast date (marts.hotspot_forecast_history), hexagon as GeoJSON.",
         sql=f"""select f.h3_cell, f.forecast_date, f.horizon_days, f.expected_withdrawals, f.p_any, f.risk_rank,
        {TIER} as risk_tier,
-       f.state, f.district, f.model_version, f.issued_at, st_asgeojson(f.geom, 5) as geojson,
+       f.state, f.district, f.model_version, f.issued_at,
+       (st_asgeojson(f.geom, 5)::json -> 'coordinates' -> 0)::text as ring,
+       st_y(st_centroid(f.geom)) as lat, st_x(st_centroid(f.geom)) as lon,
        coalesce(b.banks, '{{}}') as banks
 from marts.hotspot_forecast_history f
 {BANKS}""",
         columns=[("h3_cell", "STRING"), ("forecast_date", "DATE"), ("horizon_days", "INTEGER"),
                  ("expected_withdrawals", "FLOAT"), ("p_any", "FLOAT"), ("risk_rank", "INTEGER"),
                  ("risk_tier", "STRING"), ("state", "STRING"), ("district", "STRING"), ("model_version", "STRING"),
-                 ("issued_at", "TIMESTAMP"), ("geojson", "STRING"), ("banks", "ARRAY")],
+                 ("issued_at", "TIMESTAMP"), ("ring", "STRING"), ("lat", "FLOAT"), ("lon", "FLOAT"),
+                 ("banks", "ARRAY")],
         dttm="forecast_date"),
     "state_outlines": dict(
-        description="State and UT outlines (marts.dim_states), one row per polygon.",
-        sql="""select state, st_asgeojson(p.geom, 4) as geojson
+        description="State and UT outlines (marts.dim_states): outer ring of each polygon, as a JSON array of [lon, lat].",
+        sql="""select state, (st_asgeojson(p.geom, 4)::json -> 'coordinates' -> 0)::text as ring
 from marts.dim_states s, lateral st_dump(st_simplifypreservetopology(s.geom, 0.03)) p""",
-        columns=[("state", "STRING"), ("geojson", "STRING")]),
+        columns=[("state", "STRING"), ("ring", "STRING")]),
     "district_outlines": dict(
-        description="District outlines (marts.dim_districts), one row per polygon.",
-        sql="""select state, district, st_asgeojson(p.geom, 4) as geojson
+        description="District outlines (marts.dim_districts): outer ring of each polygon.",
+        sql="""select state, district, (st_asgeojson(p.geom, 4)::json -> 'coordinates' -> 0)::text as ring
 from marts.dim_districts d, lateral st_dump(st_simplifypreservetopology(d.geom, 0.02)) p""",
-        columns=[("state", "STRING"), ("district", "STRING"), ("geojson", "STRING")]),
+        columns=[("state", "STRING"), ("district", "STRING"), ("ring", "STRING")]),
     "money_trail": dict(
         description="Complaint money from victims' districts to cash-out districts (state, district = cash-out side).",
-        sql="select * from marts.v_money_trail_flows",
+        sql="""select f.*, rank() over (partition by state, district order by amount_inr desc) as flow_rank
+from marts.v_money_trail_flows f""",
         columns=[("victim_state", "STRING"), ("victim_district", "STRING"), ("state", "STRING"),
                  ("district", "STRING"), ("category", "STRING"), ("n_complaints", "INTEGER"),
                  ("n_accounts", "INTEGER"), ("amount_inr", "FLOAT"), ("banks", "ARRAY"),
                  ("victim_lat", "FLOAT"), ("victim_lon", "FLOAT"), ("cashout_lat", "FLOAT"),
-                 ("cashout_lon", "FLOAT")]),
+                 ("cashout_lon", "FLOAT"), ("flow_rank", "INTEGER")]),
     "district_daily": dict(
         description="Per IST day and district: complaints, withdrawals, and the 1-day forecast issued for it.",
         sql="""with c as (select day, state, district, sum(n_complaints) as n_complaints,
@@ -194,7 +198,7 @@ def sql_metric(label: str, sql: str) -> dict:
             "optionName": "metric_" + label.lower().replace(" ", "_")}
 
 
-VIEWPORT = {"longitude": 80.5, "latitude": 22.5, "zoom": 3.6, "bearing": 0, "pitch": 0}
+VIEWPORT = {"longitude": 81.0, "latitude": 22.8, "zoom": 4.1, "bearing": 0, "pitch": 0}
 MAP_STYLE = "tile://http://127.0.0.1:9/{z}/{x}/{y}.png"
 CHARTS: dict[str, dict] = {}
 
@@ -213,28 +217,40 @@ def _deck(**p) -> dict:
 
 
 chart("Risk hexagons", "deck_polygon", "forecast_cells", **_deck(
-    line_column="geojson", line_type="json", filled=True, stroked=False, extruded=False,
+    line_column="ring", line_type="json", filled=True, stroked=False, extruded=False,
     metric=sql_metric("Expected withdrawals", "MAX(expected_withdrawals)"),
     linear_color_scheme="oranges", fill_color_picker={"r": 230, "g": 81, "b": 0, "a": 1},
     stroke_color_picker={"r": 120, "g": 40, "b": 0, "a": 1}, line_width=1, line_width_unit="pixels",
     opacity=90, legend_position="tr", legend_format=".1f", multiplier=1, num_buckets=6,
-    table_filter=False, toggle_polygons=True, point_radius_fixed={"type": "fix", "value": 1000}))
+    table_filter=False, toggle_polygons=True, point_radius_fixed={"type": "fix", "value": 1000},
+    tooltip_contents=["h3_cell", "district", "state"]))
 chart("State outlines", "deck_polygon", "state_outlines", **_deck(
-    line_column="geojson", line_type="json", filled=True, stroked=True, extruded=False,
+    line_column="ring", line_type="json", filled=True, stroked=True, extruded=False,
     fill_color_picker={"r": 245, "g": 243, "b": 236, "a": 1}, stroke_color_picker={"r": 90, "g": 90, "b": 90, "a": 1},
-    line_width=1.5, line_width_unit="pixels", opacity=100, legend_position=None, multiplier=1))
+    line_width=1.5, line_width_unit="pixels", opacity=100, legend_position=None, multiplier=1,
+    point_radius_fixed={"type": "fix", "value": 0}))
 chart("District outlines", "deck_polygon", "district_outlines", **_deck(
-    line_column="geojson", line_type="json", filled=False, stroked=True, extruded=False,
+    line_column="ring", line_type="json", filled=False, stroked=True, extruded=False,
     fill_color_picker={"r": 255, "g": 255, "b": 255, "a": 0}, stroke_color_picker={"r": 170, "g": 170, "b": 170, "a": 1},
-    line_width=0.5, line_width_unit="pixels", opacity=100, legend_position=None, multiplier=1))
+    line_width=0.5, line_width_unit="pixels", opacity=100, legend_position=None, multiplier=1,
+    point_radius_fixed={"type": "fix", "value": 0}))
+chart("Risk points", "deck_scatter", "forecast_cells", **_deck(
+    spatial={"type": "latlong", "latCol": "lat", "lonCol": "lon"}, color_picker={"r": 200, "g": 30, "b": 30, "a": 0.85},
+    point_radius_fixed={"type": "metric", "value": sql_metric("Expected withdrawals", "SUM(expected_withdrawals)")},
+    point_unit="square_m", min_radius=2, max_radius=14, multiplier=2000, legend_position=None, dimension=None,
+    tooltip_contents=["h3_cell", "district"]))
 chart("Money trail arcs", "deck_arc", "money_trail", **_deck(
     start_spatial={"type": "latlong", "latCol": "victim_lat", "lonCol": "victim_lon"},
     end_spatial={"type": "latlong", "latCol": "cashout_lat", "lonCol": "cashout_lon"},
-    color_picker={"r": 30, "g": 90, "b": 200, "a": 0.6}, target_color_picker={"r": 200, "g": 20, "b": 60, "a": 0.9},
-    stroke_width=1, legend_position=None, row_limit=2000))
+    color_picker={"r": 30, "g": 90, "b": 200, "a": 0.35}, target_color_picker={"r": 200, "g": 20, "b": 60, "a": 0.6},
+    stroke_width=1, legend_position=None, row_limit=2000,
+    # the largest flows into each cash-out district
+    adhoc_filters=[{"expressionType": "SIMPLE", "clause": "WHERE", "subject": "flow_rank", "operator": "<=",
+                    "comparator": 6, "filterOptionName": "top_flows"}]))
 chart("National risk map", "deck_multi", "forecast_cells", **_deck(
     deck_slices=[], deck_slice_uuids=[uid("chart", n) for n in
-                                      ("State outlines", "District outlines", "Risk hexagons", "Money trail arcs")]))
+                                      ("State outlines", "District outlines", "Money trail arcs", "Risk hexagons",
+                                              "Risk points")]))
 chart("Top cells", "table", "cell_explanations", query_mode="raw",
       all_columns=["risk_rank", "risk_tier", "h3_cell", "district", "state", "expected_withdrawals", "p_any",
                    "explanation"],
@@ -242,10 +258,12 @@ chart("Top cells", "table", "cell_explanations", query_mode="raw",
       table_timestamp_format="smart_date", page_length=20, include_search=True, server_pagination=False)
 chart("Cells forecast", "big_number_total", "forecast_cells",
       metric=sql_metric("Cells forecast", "COUNT(DISTINCT h3_cell)"), adhoc_filters=[], time_range="No filter",
-      subheader="cells with a forecast", y_axis_format="SMART_NUMBER")
+      subheader="cells with a forecast", y_axis_format="SMART_NUMBER",
+      header_font_size=0.3, subheader_font_size=0.125)
 chart("Expected withdrawals", "big_number_total", "forecast_cells",
       metric=sql_metric("Expected withdrawals", "SUM(expected_withdrawals)"), adhoc_filters=[],
-      time_range="No filter", subheader="expected fraud-linked withdrawals", y_axis_format=",.0f")
+      time_range="No filter", subheader="expected fraud-linked withdrawals", y_axis_format=",.0f",
+      header_font_size=0.3, subheader_font_size=0.125)
 chart("Complaints, withdrawals and forecast", "echarts_timeseries_line", "district_daily",
       x_axis="day", time_grain_sqla="P1D",
       metrics=[sql_metric("Complaints", "SUM(n_complaints)"), sql_metric("Withdrawals", "SUM(n_withdrawals)"),
@@ -324,19 +342,19 @@ chart("Source freshness", "table", "source_freshness", query_mode="raw",
 
 # ---------------------------------------------------------------- dashboards
 def native_filter(name: str, column: str, datasets: list[str], default_first: bool = False,
-                  multi: bool = True, parents: list[str] | None = None) -> dict:
+                  multi: bool = True, latest_first: bool = False) -> dict:
     return {"id": "NATIVE_FILTER-" + uid("filter", name)[:20], "name": name, "filterType": "filter_select",
             "type": "NATIVE_FILTER", "description": "",
             "targets": [{"column": {"name": column}, "datasetUuid": uid("dataset", datasets[0])}],
             "controlValues": {"defaultToFirstItem": default_first, "enableEmptyFilter": default_first,
                               "inverseSelection": False, "multiSelect": multi, "searchAllOptions": False,
-                              "sortAscending": not default_first},
+                              "sortAscending": not latest_first},
             "defaultDataMask": {"extraFormData": {}, "filterState": {}, "ownState": {}},
             "cascadeParentIds": [], "scope": {"excluded": [], "rootPath": ["ROOT_ID"]}}
 
 
 def F_DATE(ds):
-    return native_filter("Forecast date", "forecast_date", [ds], default_first=True, multi=False)
+    return native_filter("Forecast date", "forecast_date", [ds], default_first=True, multi=False, latest_first=True)
 
 
 def F_HORIZON(ds):
@@ -362,8 +380,8 @@ def F_CATEGORY(ds):
 DASHBOARDS = {
     "national-risk-map": dict(
         title="National risk map",
-        rows=[[("Cells forecast", 3, 20), ("Expected withdrawals", 3, 20),
-               ("MARKDOWN", 6, 20, "**Where fraud proceeds are likely to be withdrawn.** Hexagons: H3 res-8 cells "
+        rows=[[("Cells forecast", 3, 28), ("Expected withdrawals", 3, 28),
+               ("MARKDOWN", 6, 28, "**Where fraud proceeds are likely to be withdrawn.** Hexagons: H3 res-8 cells "
                 "of the latest forecast, darker = more expected withdrawals. Blue-to-red arcs: complaint money "
                 "from the victims' districts to the districts where it was taken out in cash. Filter by state, "
                 "district, horizon and risk tier; [acknowledge alerts](/hotspots/ack/).")],
