@@ -160,6 +160,22 @@ def test_reported_coordinates_stay_near_the_true_terminal_and_truth_is_the_true_
         assert (spread[spread.index.isin(w["terminal_id"].value_counts()[lambda c: c >= 5].index)] > 1).all()
 
 
+@pytest.mark.parametrize("name", list(RUNS))
+def test_truth_intensity_is_still_the_expected_value_of_realised_withdrawals(runs, name):
+    """Forwarded money arrives days later and rings move: the intensity must still be exact."""
+    _, truth, summary, _, _ = runs[name]
+    it = pd.read_csv(truth / "intensity.csv.gz")
+    w = truth_withdrawals(truth)
+    w["date"] = w["withdrawn_at"].str[:10]
+    daily = it.groupby("date")["expected_withdrawals"].sum()
+    per_day = w.groupby("date").size().reindex(daily.index, fill_value=0)
+    assert (((per_day - daily) / np.sqrt(daily)).abs() < 5).all()
+    assert abs(len(w) - daily.sum()) < max(4 * np.sqrt(daily.sum()), 0.03 * daily.sum())
+    cells = set(zip(it["h3_cell"], it["date"], strict=True))
+    assert all(k in cells for k in zip(w["h3_cell"], w["date"], strict=True))
+    assert summary["withdrawals_realised"] == len(w)
+
+
 @pytest.mark.skipif(not CHECK_EXTRACTS.exists(), reason="shared/tools/check_extracts.py not beside the repo")
 @pytest.mark.parametrize("name", list(RUNS))
 def test_contract_checker_accepts_every_variant(runs, name):
