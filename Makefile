@@ -159,6 +159,11 @@ test: deps db airflow-init lint ## install what is missing, lint, and run the wh
 test-unit: db airflow-init ## fast tests only (DAG parsing needs Airflow's metadata database)
 	@$(PY) -m pytest -q -p no:cacheprovider -m "not integration" tests
 
+.PHONY: fuzz
+fuzz: deps db airflow-init ## property-based ingest tests with FUZZ_FACTOR (default 20) times the examples of make test, random seeds
+	@HYPOTHESIS_PROFILE=fuzz HOTSPOTS_FUZZ_FACTOR=$(or $(FUZZ_FACTOR),20) $(PY) -m pytest -q -p no:cacheprovider \
+		--hypothesis-show-statistics -k "not airflow" tests/ingest/test_hostile.py tests/integration/test_ingest_hostile.py
+
 lint: $(PIPELINE_STAMP) ## ruff (with Airflow rules)
 	@$(VENV)/bin/ruff check ml dags tests superset
 

@@ -20,16 +20,19 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from hotspots import contract
 
 ROOT = Path(__file__).resolve().parents[2]
+# Hypothesis's own files (example database of `make fuzz`, patches of found examples) stay in .local.
+set_hypothesis_home_dir(str(ROOT / ".local" / "hypothesis"))
 _COMMON = dict(deadline=None, print_blob=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                       HealthCheck.function_scoped_fixture])
 settings.register_profile("ci", derandomize=True, database=None, **_COMMON)
-settings.register_profile("fuzz", database=DirectoryBasedExampleDatabase(str(ROOT / ".local" / "hypothesis")),
+settings.register_profile("fuzz", database=DirectoryBasedExampleDatabase(str(ROOT / ".local" / "hypothesis" / "examples")),
                           **_COMMON)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 settings.load_profile(PROFILE)

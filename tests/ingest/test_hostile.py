@@ -4,6 +4,7 @@ any writing, and property-based tests (Hypothesis) of the reader and the PII scr
 from __future__ import annotations
 
 import gzip
+import re
 from datetime import date
 
 import pytest
@@ -17,6 +18,7 @@ from tests.ingest.hostile import (
     ANY_TEXT,
     BOUNDARIES,
     FUZZ_BYTES,
+    ROOT,
     csv_bytes,
     examples,
     hostile_file,
@@ -160,6 +162,27 @@ def test_long_identifier_is_quarantined_not_a_failed_load(tmp_path):
     _, chk = check_bytes(tmp_path, csv_bytes(cols, rows), entity="transactions")
     assert {r.line_no: r.reason for r in chk.quarantine} == {3: contract.Q_INVALID_FORMAT,
                                                              4: contract.Q_INVALID_FORMAT}
+
+
+# ---------------------------------------------------------------- docs/ingest.md
+
+
+def test_every_reason_is_documented_with_an_example_that_gets_it(tmp_path):
+    """docs/ingest.md lists every quarantine reason with an example line; each example, as
+    line 3 after the documented line 2, is quarantined with exactly that reason."""
+    doc = (ROOT / "docs" / "ingest.md").read_text()
+    base = re.search(r"whose line 2 is\n\n```\n(.+)\n```", doc).group(1)
+    examples_ = re.findall(r"^\| `(\w+)` \|.*\| complaints: `(.+)` \|$", doc, flags=re.M)
+    assert sorted(r for r, _ in examples_) == sorted(contract.QUARANTINE_REASONS)
+
+    def as_bytes(text: str) -> bytes:
+        return re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m.group(1), 16)]), text.encode())
+
+    for reason, line in examples_:
+        data = b"\n".join([",".join(COLS).encode(), base.encode(), as_bytes(line), b""])
+        _, chk = check_bytes(tmp_path, data, gz=False)
+        assert [(q.line_no, q.reason) for q in chk.quarantine] == [(3, reason)], line
+        assert list(chk.rows["_line"]) == [2]
 
 
 # ---------------------------------------------------------------- properties
