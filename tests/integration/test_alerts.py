@@ -367,3 +367,19 @@ def test_a_failing_task_sends_one_failure_notice(scored, smtp, http, tmp_path):
     n = notices[0]["json"]
     assert "dispatch_alerts.decide" in n["title"] and "no_such_warehouse_x" in n["title"]
     assert "Try:" in n["message"] and "Log:" in n["message"]
+
+
+def test_two_schedulers_deciding_at_once_decide_each_alert_once(wh, smtp, http, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hotspots.alerts import dispatch
+
+    p = places(wh)
+    rpath, lpath = write_config(tmp_path, smtp, http, p, flaky=False)
+    now = datetime(2026, 3, 15, 6, 0, tzinfo=timezone.utc)
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda r: dispatch.decide(wh, rpath, lpath, now=now, run_id=r), ["a", "b"]))
+    assert min(r["alerts"] for r in runs) == 0 and max(r["alerts"] for r in runs) > 0
+    (n, keys), = q(wh, "select count(*), count(distinct idempotency_key) from alerts.alerts")
+    assert n == keys == sum(r["alerts"] + r["digest"] + r["escalations"] + r["silenced"] for r in runs)
+    assert q(wh, "select count(distinct run_id) from alerts.messages")[0][0] == 1
