@@ -69,7 +69,7 @@ export GX_ANALYTICS_ENABLED := False
 # LightGBM (OpenMP): sleep rather than spin while waiting, so 2 cores shared with PostgreSQL do not thrash.
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: help deps db warehouse airflow-init run simulate ingest features train score backtest report bench-quality bench test test-unit lint up down env lock lock-superset superset clean-local
+.PHONY: help deps db warehouse airflow-init run simulate ingest features train score alerts backtest report bench-quality bench test test-unit lint up down env lock lock-superset superset clean-local
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -137,6 +137,9 @@ train: warehouse airflow-init ## run the training DAG: evaluate, register, promo
 
 score: warehouse airflow-init ## run the scoring DAG: the champion's forecast into marts.hotspot_forecast
 	@scripts/run-dag.sh score_hotspots '{"warehouse": "$(WAREHOUSE)"}'
+
+alerts: warehouse airflow-init ## run the alerts DAG: decide and deliver hotspot alerts through Apprise (docs/alerts.md)
+	@scripts/run-dag.sh dispatch_alerts '{"warehouse": "$(WAREHOUSE)"}'
 
 backtest: warehouse airflow-init ## LANDING=/abs/dir START= END=: ingest what is new, build features, rolling-origin backtest
 	@[ -n "$(LANDING)" ] && [ -n "$(START)" ] && [ -n "$(END)" ] || { echo "make backtest needs LANDING=/abs/dir START=YYYY-MM-DD END=YYYY-MM-DD" >&2; exit 2; }
