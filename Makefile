@@ -153,8 +153,8 @@ report: warehouse ## print what the warehouse holds: loaded, quarantined, reject
 bench: deps db ## benchmarks that print figures: ingest, dbt builds, training and scoring at national scale (BENCH_DAYS, BENCH_SCALE)
 	@$(PY) -m hotspots.bench --days $(or $(BENCH_DAYS),730) --scale $(or $(BENCH_SCALE),1.0) $(BENCH_ARGS)
 
-bench-quality: deps db ## model quality: 60-day backtest after 180 days of the default scenario, against the truth
-	@$(PY) -m hotspots.bench --quality --days 240 --scale $(or $(BENCH_SCALE),0.1) $(BENCH_ARGS)
+bench-quality: deps db ## model quality: 60-day backtest after 180 days, on every simulator variant (VARIANTS=a,b), one table
+	@$(PY) -m hotspots.bench --quality --days 240 --scale $(or $(BENCH_SCALE),0.1) --variants $(or $(VARIANTS),all) $(BENCH_ARGS)
 
 test: deps db airflow-init lint ## install what is missing, lint, and run the whole test suite
 	@$(PY) -m pytest -q -p no:cacheprovider $(or $(PYTEST_ARGS),tests)
