@@ -31,14 +31,14 @@ TIER = ("case when f.risk_rank <= 10 then 'critical' when f.risk_rank <= 50 then
 
 DATASETS: dict[str, dict] = {
     "forecast_cells": dict(
-        description="Forecast per H3 res-8 cell and forecast date (marts.hotspot_forecast_history), hexagon as GeoJSON.",
+        description="The latest forecast per H3 res-8 cell (marts.hotspot_forecast): hexagon ring, centre, banks.",
         sql=f"""select f.h3_cell, f.forecast_date, f.horizon_days, f.expected_withdrawals, f.p_any, f.risk_rank,
        {TIER} as risk_tier,
        f.state, f.district, f.model_version, f.issued_at,
        (st_asgeojson(f.geom, 5)::json -> 'coordinates' -> 0)::text as ring,
        st_y(st_centroid(f.geom)) as lat, st_x(st_centroid(f.geom)) as lon,
        coalesce(b.banks, '{{}}') as banks
-from marts.hotspot_forecast_history f
+from marts.hotspot_forecast f
 {BANKS}""",
         columns=[("h3_cell", "STRING"), ("forecast_date", "DATE"), ("horizon_days", "INTEGER"),
                  ("expected_withdrawals", "FLOAT"), ("p_any", "FLOAT"), ("risk_rank", "INTEGER"),
@@ -66,14 +66,21 @@ from marts.v_money_trail_flows f""",
                  ("victim_lat", "FLOAT"), ("victim_lon", "FLOAT"), ("cashout_lat", "FLOAT"),
                  ("cashout_lon", "FLOAT"), ("flow_rank", "INTEGER")]),
     "district_daily": dict(
-        description="Per IST day and district: complaints, withdrawals, and the 1-day forecast issued for it.",
+        description="Per IST day and district: complaints, withdrawals, and the 1-day forecast for it (issued, else backtest).",
         sql="""with c as (select day, state, district, sum(n_complaints) as n_complaints,
                   sum(amount_lost_inr) as amount_lost_inr
            from marts.v_complaints_daily group by 1, 2, 3),
      w as (select day, state, district, sum(n_withdrawals) as n_withdrawals
            from marts.v_withdrawals_daily group by 1, 2, 3),
+     -- issued 1-day forecasts, and the backtest's for the days no issued forecast covers
      f as (select forecast_date as day, state, district, sum(expected_withdrawals) as expected_withdrawals
-           from marts.hotspot_forecast_history where horizon_days = 1 group by 1, 2, 3)
+           from (select forecast_date, state, district, expected_withdrawals
+                 from marts.hotspot_forecast_history where horizon_days = 1
+                 union all
+                 select b.forecast_date, b.state, b.district, b.expected_withdrawals
+                 from marts.backtest_forecast b where b.horizon_days = 1
+                   and b.forecast_date not in (select forecast_date from marts.hotspot_forecast_history)) x
+           group by 1, 2, 3)
 select day, state, district, coalesce(n_complaints, 0) as n_complaints,
        coalesce(amount_lost_inr, 0) as amount_lost_inr, coalesce(n_withdrawals, 0) as n_withdrawals,
        expected_withdrawals
@@ -88,12 +95,12 @@ from c full join w using (day, state, district) full join f using (day, state, d
                  ("n_complaints", "INTEGER"), ("amount_lost_inr", "FLOAT")],
         dttm="day"),
     "cell_explanations": dict(
-        description="Top cells of each forecast with the model's explanation sentences.",
+        description="Cells of the latest forecast with the model's explanation sentences.",
         sql=f"""select e.forecast_date, e.horizon_days, e.h3_cell, f.risk_rank, {TIER} as risk_tier, f.state, f.district,
        f.expected_withdrawals, f.p_any, string_agg(e.text, '; ' order by e.rank) as explanation,
        coalesce(b.banks, '{{}}') as banks
 from marts.hotspot_explanations e
-join marts.hotspot_forecast_history f using (forecast_date, horizon_days, h3_cell)
+join marts.hotspot_forecast f using (forecast_date, horizon_days, h3_cell)
 {BANKS}
 group by e.forecast_date, e.horizon_days, e.h3_cell, f.risk_rank, f.state, f.district, f.expected_withdrawals,
          f.p_any, b.banks""",
@@ -255,6 +262,7 @@ chart("Top cells", "table", "cell_explanations", query_mode="raw",
       all_columns=["risk_rank", "risk_tier", "h3_cell", "district", "state", "expected_withdrawals", "p_any",
                    "explanation"],
       order_by_cols=[json.dumps(["risk_rank", True])], row_limit=200, adhoc_filters=[], time_range="No filter",
+      column_config={"expected_withdrawals": {"d3NumberFormat": ".1f"}, "p_any": {"d3NumberFormat": ".0%"}},
       table_timestamp_format="smart_date", page_length=20, include_search=True, server_pagination=False)
 chart("Cells forecast", "big_number_total", "forecast_cells",
       metric=sql_metric("Cells forecast", "COUNT(DISTINCT h3_cell)"), adhoc_filters=[], time_range="No filter",
@@ -270,7 +278,7 @@ chart("Complaints, withdrawals and forecast", "echarts_timeseries_line", "distri
                sql_metric("Forecast (1 day)", "SUM(expected_withdrawals)")],
       groupby=[], adhoc_filters=[], time_range="No filter", row_limit=10000, show_legend=True,
       legendOrientation="top", rich_tooltip=True, y_axis_format="SMART_NUMBER", truncate_metric=True,
-      comparison_type="values", markerEnabled=False, zoomable=False)
+      comparison_type="values", markerEnabled=True, markerSize=4, zoomable=False)
 chart("Category mix", "pie", "complaints_daily", groupby=["category"],
       metric=sql_metric("Complaints", "SUM(n_complaints)"), adhoc_filters=[], time_range="No filter",
       row_limit=20, show_legend=True, show_labels=True, label_type="key_percent", number_format="SMART_NUMBER",
@@ -279,13 +287,15 @@ chart("Terminals in hot cells", "table", "hot_cell_terminals", query_mode="raw",
       all_columns=["risk_rank", "h3_cell", "district", "terminal_id", "channel", "bank", "n_withdrawals",
                    "amount_inr", "last_withdrawal_at"],
       order_by_cols=[json.dumps(["risk_rank", True]), json.dumps(["n_withdrawals", False])], row_limit=500,
-      adhoc_filters=[], time_range="No filter", page_length=20, include_search=True, server_pagination=False)
+      adhoc_filters=[], time_range="No filter", page_length=20, include_search=True, server_pagination=False,
+      column_config={"amount_inr": {"d3NumberFormat": ",.0f"}})
 chart("Alerts", "table", "alerts", query_mode="raw",
       all_columns=["created_at", "risk_tier", "kind", "status", "recipient", "jurisdiction_level", "district",
                    "h3_cell", "expected_withdrawals", "attempts", "last_error", "ack_state", "action", "outcome",
                    "acknowledged_by", "alert_id"],
       order_by_cols=[json.dumps(["created_at", False])], row_limit=1000, adhoc_filters=[], time_range="No filter",
-      page_length=20, include_search=True, server_pagination=False)
+      page_length=20, include_search=True, server_pagination=False,
+      column_config={"expected_withdrawals": {"d3NumberFormat": ".1f"}})
 chart("Alerts by status", "pie", "alerts", groupby=["status"], metric=sql_metric("Alerts", "COUNT(*)"),
       adhoc_filters=[], time_range="No filter", row_limit=10, show_legend=True, show_labels=True,
       label_type="key_value", donut=True, innerRadius=40, outerRadius=70)
@@ -342,23 +352,26 @@ chart("Source freshness", "table", "source_freshness", query_mode="raw",
 
 # ---------------------------------------------------------------- dashboards
 def native_filter(name: str, column: str, datasets: list[str], default_first: bool = False,
-                  multi: bool = True, latest_first: bool = False) -> dict:
+                  multi: bool = True, latest_first: bool = False, default: list | None = None) -> dict:
     return {"id": "NATIVE_FILTER-" + uid("filter", name)[:20], "name": name, "filterType": "filter_select",
             "type": "NATIVE_FILTER", "description": "",
             "targets": [{"column": {"name": column}, "datasetUuid": uid("dataset", datasets[0])}],
-            "controlValues": {"defaultToFirstItem": default_first, "enableEmptyFilter": default_first,
+            "controlValues": {"defaultToFirstItem": default_first, "enableEmptyFilter": bool(default_first or default),
                               "inverseSelection": False, "multiSelect": multi, "searchAllOptions": False,
                               "sortAscending": not latest_first},
-            "defaultDataMask": {"extraFormData": {}, "filterState": {}, "ownState": {}},
+            "defaultDataMask": ({"extraFormData": {"filters": [{"col": column, "op": "IN", "val": default}]},
+                                 "filterState": {"value": default, "label": ", ".join(map(str, default))},
+                                 "ownState": {}} if default else
+                                {"extraFormData": {}, "filterState": {}, "ownState": {}}),
             "cascadeParentIds": [], "scope": {"excluded": [], "rootPath": ["ROOT_ID"]}}
 
 
 def F_DATE(ds):
-    return native_filter("Forecast date", "forecast_date", [ds], default_first=True, multi=False, latest_first=True)
+    return native_filter("Forecast date", "forecast_date", [ds], multi=False, latest_first=True)
 
 
 def F_HORIZON(ds):
-    return native_filter("Horizon (days)", "horizon_days", [ds], default_first=True, multi=False)
+    return native_filter("Horizon (days)", "horizon_days", [ds], multi=False, default=[1])
 
 
 def F_STATE(ds):
@@ -413,8 +426,7 @@ DASHBOARDS = {
               [("Rows per extract", 8, 50), ("Source freshness", 4, 50)],
               [("Quarantine by reason", 12, 40)]],
         filters=[native_filter("Forecast date", "forecast_date", ["backtest_metrics"]),
-                 native_filter("Horizon (days)", "horizon_days", ["backtest_metrics"], default_first=True,
-                               multi=False)]),
+                 native_filter("Horizon (days)", "horizon_days", ["backtest_metrics"], multi=False, default=[1])]),
 }
 
 

@@ -264,8 +264,9 @@ def apply_security(cfg: dict) -> dict:
         if missing:
             raise SystemExit(f"provision: {u['kind']} names unknown datasets {sorted(missing)}")
         pvs = [perm("datasource_access", datasets[n].perm) for n in names]
+        catalog = database.get_default_catalog()  # PostgreSQL: the database is the catalog
         for schema in kind.get("sql_lab_schemas", []):
-            pvs.append(perm("schema_access", sm.get_schema_perm(database.database_name, None, schema)))
+            pvs.append(perm("schema_access", sm.get_schema_perm(database.database_name, catalog, schema)))
         role.permissions = pvs
         roles[name] = role
         lits = {k: _literal(u[k]) for k in ("state", "district", "bank") if u.get(k)}
