@@ -27,28 +27,34 @@ FEATURE_TABLES = ("marts.fct_cell_daily_features", "intermediate.int_cell_withdr
 
 
 def located_by_hand(sql) -> pd.DataFrame:
-    """The location rule read straight from the raw rows, without dbt: own coordinates; else the
-    cell most of the terminal's reports with coordinates fell in, counting only reports that had
-    first arrived by the row's own first extract (ties: the cell seen first, then the smaller
-    index); else the PIN centroid."""
+    """The location rule read straight from the raw rows, without dbt. The terminal's position:
+    the cell most of its reports with coordinates fell in, counting only reports that had first
+    arrived by the row's own first extract (ties: the cell seen first, then the smaller index).
+    A fixed terminal (ATM, branch, shop till) is placed there whenever it has one; otherwise the
+    row's own coordinates; else the terminal's position; else the PIN centroid."""
     w = pd.DataFrame(sql("""
-        select w.withdrawal_id, nullif(trim(w.terminal_id), '') as terminal_id, w.h3_cell as coord_cell,
+        select w.withdrawal_id, nullif(trim(w.terminal_id), '') as terminal_id, w.channel, w.h3_cell as coord_cell,
                p.h3_cell as pin_cell, w.first_extract_date,
                (w.withdrawn_at at time zone 'Asia/Kolkata')::date as event_date
         from raw.withdrawals w left join ref.pincodes p on p.pincode = w.pincode"""),
-        columns=["withdrawal_id", "terminal_id", "coord_cell", "pin_cell", "extract_date", "event_date"])
+        columns=["withdrawal_id", "terminal_id", "channel", "coord_cell", "pin_cell", "extract_date", "event_date"])
     reports = w[w["coord_cell"].notna() & w["terminal_id"].notna()]
     cells, by = [], []
     for row in w.itertuples():
-        if pd.notna(row.coord_cell):
-            cells.append(row.coord_cell)
-            by.append("coordinates")
-            continue
         known = reports[(reports["terminal_id"] == row.terminal_id) & (reports["extract_date"] <= row.extract_date)]
+        position = None
         if pd.notna(row.terminal_id) and len(known):
             stats = known.groupby("coord_cell").agg(n=("extract_date", "size"), first=("extract_date", "min"))
             stats = stats.reset_index().sort_values(["n", "first", "coord_cell"], ascending=[False, True, True])
-            cells.append(stats["coord_cell"].iloc[0])
+            position = stats["coord_cell"].iloc[0]
+        if position is not None and row.channel in ("ATM", "BRANCH", "POS_CASH"):
+            cells.append(position)
+            by.append("terminal")
+        elif pd.notna(row.coord_cell):
+            cells.append(row.coord_cell)
+            by.append("coordinates")
+        elif position is not None:
+            cells.append(position)
             by.append("terminal")
         else:
             cells.append(row.pin_cell if pd.notna(row.pin_cell) else None)

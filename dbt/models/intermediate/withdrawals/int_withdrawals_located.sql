@@ -7,9 +7,14 @@
              {'columns': ['account']}, {'columns': ['h3_cell', 'withdrawn_date']}],
 ) }}
 -- Every withdrawal with where it happened, by the first rule that applies (located_by):
---   coordinates  the row's own coordinates (after ingest's repairs);
---   terminal     its terminal's position in the registry as known in the extract the row
---                first arrived in (int_terminal_registry; no look-ahead);
+--   terminal     at a fixed terminal (channels in var fixed_terminal_channels: ATMs,
+--                branches, shop tills), the terminal's position in the registry as known
+--                in the extract the row first arrived in (int_terminal_registry; no
+--                look-ahead): the consensus of its reports, which beats one report's
+--                jittered coordinates;
+--   coordinates  the row's own coordinates (after ingest's repairs); for mobile
+--                terminals (AEPS, micro-ATMs) these come first, the device moves;
+--   terminal     a mobile terminal's registry position, for a row without coordinates;
 --   pincode      the centroid of its PIN code, the last resort;
 --   null         none of these (h3_cell null; not counted anywhere).
 -- Rows without usable coordinates (missing, or repaired at ingest: zero, outside India)
@@ -17,7 +22,10 @@
 with
 
 withdrawals as (
-    select * from {{ ref('stg_raw__withdrawals') }}
+    select
+        *,
+        channel in ({{ "'" ~ var('fixed_terminal_channels') | join("', '") ~ "'" }}) as fixed
+    from {{ ref('stg_raw__withdrawals') }}
     {% if is_incremental() %}
         where
             extract_date >= {{ build_date_start('extract_date', 0) }}
@@ -41,13 +49,18 @@ select
     w.extract_date,
     w.latest_extract_date,
     w.pincode,
-    coalesce(w.coord_cell, t.h3_cell, w.pincode_cell) as h3_cell,
     case
+        when w.fixed and t.h3_cell is not null then t.h3_cell
+        else coalesce(w.coord_cell, t.h3_cell, w.pincode_cell)
+    end as h3_cell,
+    case
+        when w.fixed and t.h3_cell is not null then 'terminal'
         when w.coord_cell is not null then 'coordinates'
         when t.h3_cell is not null then 'terminal'
         when w.pincode_cell is not null then 'pincode'
     end as located_by,
     case
+        when w.fixed and t.h3_cell is not null then st_setsrid(st_makepoint(t.lon, t.lat), 4326)
         when w.coord_cell is not null then st_setsrid(st_makepoint(w.lon, w.lat), 4326)
         when t.h3_cell is not null then st_setsrid(st_makepoint(t.lon, t.lat), 4326)
         when w.pincode_lon is not null then st_setsrid(st_makepoint(w.pincode_lon, w.pincode_lat), 4326)
@@ -58,6 +71,5 @@ from withdrawals as w
 left join registry as t
     on
         w.terminal_id = t.terminal_id
-        and w.coord_cell is null
         and w.extract_date >= t.valid_from
         and w.extract_date < t.valid_to
