@@ -147,6 +147,19 @@ def test_mobile_in_details_is_hashed(tmp_path):
     assert not in_clear("9876501235", str(q.details))
 
 
+def test_a_nul_or_quote_inside_a_number_does_not_hide_it():
+    """Found by Hypothesis: a NUL inserted into a planted (Devanagari) number."""
+    for text, core in (("६\x00०००००००००", "6000000000"), ('98765"01235', "9876501235"),
+                       ("98765\x0001235", "9876501235")):
+        out = pii.safe_text(text, KEY)
+        assert out == token(core) and not in_clear(core, out)
+
+
+def test_a_hash_token_is_not_scrubbed_again():
+    """Found by Hypothesis: the hex of a hash (a6058833516c) holds 10 digits starting with 6."""
+    assert pii.safe_text("९७०९८०९५५२", KEY) == token("9709809552") == "<mobile:a6058833516c>"
+
+
 def test_scrub_leaves_non_mobiles_alone():
     for text in ("31260314000001", "2026-03-14T10:00:00+05:30", "28.6227,77.2195", "2500.50", "110001",
                  "TXN078056576584", "AC144facb302f3a8c4", "987650123550", "5987650123"):
@@ -192,6 +205,7 @@ def test_every_reason_is_documented_with_an_example_that_gets_it(tmp_path):
 @given(m=mobile(), left=ANY_TEXT, right=ANY_TEXT, b1=st.sampled_from(BOUNDARIES), b2=st.sampled_from(BOUNDARIES))
 @example(m=("9876501235", "+91 98765 01235"), left="", right="", b1=" ", b2=" ")
 @example(m=("9876501235", "9876501235"), left="7", right="", b1="\x00", b2=" ")
+@example(m=("9709809552", "९७०९८०९५५२"), left="", right="", b1=" ", b2=" ")  # found: hash hex read as a number
 def test_any_writing_anywhere_is_hashed(m, left, right, b1, b2):
     core, writing = m
     assert pii.normalise_mobile(writing) == core

@@ -212,6 +212,18 @@ def test_found_empty_line_is_quarantined_with_empty_raw_text(wh, q, work):
         (2, "malformed_row", ""), (3, "malformed_row", "  "), (4, "malformed_row", "")]
 
 
+def test_found_carriage_return_inside_a_quoted_field_loads(wh, q, work):
+    """A quoted terminal_id holding a bare \\r (the COPY buffer left it unquoted and the COPY
+    line ended there: "missing data for column lat"); the same in a quarantined raw text."""
+    cols = list(contract.COLUMNS["withdrawals"])
+    ok = {**valid_row("withdrawals", 1), "terminal_id": "ATM\r1"}
+    bad = {**valid_row("withdrawals", 2), "terminal_id": "ATM\r2", "channel": "BOGUS"}
+    lines = [b",".join(b'"' + row[c].encode() + b'"' for c in cols) for row in (ok, bad)]
+    ingest_and_check(wh, q, work, empty_files() | {"withdrawals": spec("withdrawals", lines)}, [])
+    assert q("select terminal_id from raw.withdrawals") == [("ATM\r1",)]
+    assert "ATM\r2" in q("select raw_text from ingest.quarantine")[0][0]
+
+
 def test_the_scan_finds_a_clear_number(q):
     """The oracle of the property is not vacuous: a number written in clear anywhere is found."""
     reset(q)

@@ -189,7 +189,9 @@ def _copy(cur, table: str, df: pd.DataFrame, columns: list[str], not_null: tuple
         if out[c].dtype == object and len(out) and isinstance(out[c].iloc[0], list):
             out[c] = out[c].map(lambda flags: "{" + ",".join(flags) + "}")
     buf = io.StringIO()
-    out.to_csv(buf, index=False, header=False, na_rep="", date_format="%Y-%m-%dT%H:%M:%S%z")
+    # CRLF records: the csv writer then quotes every field holding a \r or a \n (with "\n" alone a
+    # bare \r inside a field went unquoted and ended COPY's line early).
+    out.to_csv(buf, index=False, header=False, na_rep="", date_format="%Y-%m-%dT%H:%M:%S%z", lineterminator="\r\n")
     buf.seek(0)
     force = f", force_not_null ({', '.join(not_null)})" if not_null else ""
     cur.copy_expert(f"copy {table} ({', '.join(columns)}) from stdin with (format csv{force})", buf)

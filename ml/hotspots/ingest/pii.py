@@ -42,28 +42,34 @@ def normalise_mobile(value: str | None) -> str | None:
     return digits if re.fullmatch(r"[6-9][0-9]{9}", digits) else None
 
 
-@lru_cache(maxsize=1)
-def _mobile_pattern() -> re.Pattern:
+@lru_cache(maxsize=2)
+def _mobile_pattern(keep_tokens: bool = False) -> re.Pattern:
     every_digit = [c for c in map(chr, range(0x20000)) if c.isdecimal()]  # Unicode Nd, any script (all below U+20000)
 
     def digit_class(values: set[int]) -> str:
         return "[" + "".join(re.escape(c) for c in every_digit if unicodedata.decimal(c, None) in values) + "]"
 
     d, d0, d1, d9, d69 = (digit_class(v) for v in (set(range(10)), {0}, {1}, {9}, {6, 7, 8, 9}))
-    # Between digits: up to three of space, hyphen or dash, dot, brackets, slash ("98765 - 01235").
-    sep = r"[\s\-\u2010-\u2015\u2212.()\[\]/]{0,3}"
+    # Between digits: up to three of space, hyphen or dash, dot, brackets, slash ("98765 - 01235"),
+    # and, since hostile bytes must not hide a number, control characters (NUL) and quotes.
+    sep = r"[\s\x00-\x1f\x7f\"'\-\u2010-\u2015\u2212.()\[\]/]{0,3}"
     prefix = (rf"(?:(?:\+|{d0}{d0})?{sep}{d9}{d1}{sep})?"   # +91, 0091, 91, (+91)
               rf"(?:\(?{d0}\)?{sep})?")                       # 0, (0)
     core = rf"{d69}(?:{sep}{d}){{9}}"
-    return re.compile(rf"(?<!{d}){prefix}(?P<core>{core})(?!{d})")
+    token = r"(?P<token><mobile:[0-9a-f]{12}>)|" if keep_tokens else ""
+    return re.compile(rf"{token}(?<!{d}){prefix}(?P<core>{core})(?!{d})")
 
 
-def scrub_mobiles(text: str, key: bytes) -> str:
-    """Text with every mobile-looking number (any common writing) replaced by its keyed hash."""
+def scrub_mobiles(text: str, key: bytes, keep_tokens: bool = False) -> str:
+    """Text with every mobile-looking number (any common writing) replaced by its keyed hash,
+    `<mobile:HASH12>`. keep_tokens: leave such tokens alone (a second pass over scrubbed text,
+    where a hash's hex digits could otherwise read as a number)."""
     def sub(m: re.Match) -> str:
+        if m.group("core") is None:
+            return m.group(0)
         return f"<mobile:{mobile_hash(_ascii_digits(m.group('core')), key)[:12]}>"
 
-    return _mobile_pattern().sub(sub, text)
+    return _mobile_pattern(keep_tokens).sub(sub, text)
 
 
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
@@ -91,7 +97,7 @@ def safe_text(text: object, key: bytes) -> str:
     """Storable text with every mobile replaced by its hash: for anything written or logged.
     Mobiles are scrubbed before the escapes (a NUL next to a number must not hide it) and
     again after them (an escape such as \\x98 next to digits must not form one)."""
-    return scrub_mobiles(storable(scrub_mobiles(str(text), key)), key)
+    return scrub_mobiles(storable(scrub_mobiles(str(text), key)), key, keep_tokens=True)
 
 
 def safe_json(value: object, key: bytes) -> object:
