@@ -3,6 +3,8 @@
 #   superset.sh setup       metadata database, `superset db upgrade` and `superset init` (once per version)
 #   superset.sh provision   views + read-only role in WAREHOUSE, import superset/assets, roles/RLS/users
 #   superset.sh start|stop  gunicorn on 127.0.0.1:SUPERSET_PORT (pid and log in .local/superset/run)
+#   superset.sh bench [SLUG...]  render time of dashboards in headless Chromium, slowest query named
+#   superset.sh bench-serve   the same on a Superset of its own for WAREHOUSE (metadata superset_bench), for make bench
 #   superset.sh logins      where to log in (users; passwords stay in .local/superset/passwords)
 #   superset.sh run ARGS    any `superset` command with this configuration
 # Settings from the environment (the Makefile's): PG*, WAREHOUSE, SUPERSET_PORT, SUPERSET_METADATA_DB.
@@ -64,6 +66,17 @@ case "${1:-}" in
     echo "superset: users admin and those of superset/security.yml; passwords from \$SUPERSET_PASSWORD_<USER> or in $LOCAL/passwords/<user>:"
     for f in "$LOCAL"/passwords/*; do [ -f "$f" ] && echo "  $(basename "$f")"; done
     ;;
+  bench) shift; "$VENV/bin/python" -m hotspots_superset.bench "$@" ;;
+  bench-serve)
+    # make bench: a Superset of its own (metadata DB superset_bench) for WAREHOUSE, measured, stopped.
+    shift
+    export SUPERSET_METADATA_DB=superset_bench SUPERSET_METADATA_URI="postgresql+psycopg2://$PGUSER:$PGPASSWORD@$PGHOST:$PGPORT/superset_bench"
+    PIDFILE="$RUN/gunicorn-$SUPERSET_PORT.pid"
+    "$0" provision >/dev/null
+    "$0" start >/dev/null
+    trap '"$0" stop >/dev/null' EXIT
+    "$VENV/bin/python" -m hotspots_superset.bench "$@"
+    ;;
   run) shift; exec "$SS" "$@" ;;
-  *) echo "usage: $0 setup|provision|start|stop|logins|run ARGS" >&2; exit 2 ;;
+  *) echo "usage: $0 setup|provision|start|stop|bench|logins|run ARGS" >&2; exit 2 ;;
 esac

@@ -155,8 +155,18 @@ def main(argv: list[str] | None = None) -> int:
     if not a.no_forecast:
         forecast_figures(a.warehouse, landing, figures)
         figures["alerts"] = bench_alerts(a.warehouse)
+        figures["superset"] = bench_superset(a.warehouse)
     _save(figures)
     return 0
+
+
+def bench_superset(warehouse: str) -> dict:
+    """Dashboard render times in headless Chromium, slowest query named (superset/hotspots_superset/bench.py)."""
+    out = settings.ROOT / ".local" / "bench" / "superset.json"
+    env = dict(os.environ, WAREHOUSE=warehouse, SUPERSET_PORT=os.environ.get("BENCH_SUPERSET_PORT", "8098"))
+    subprocess.run([str(settings.ROOT / "scripts" / "superset.sh"), "bench-serve", "--json", str(out)], env=env,
+                   check=True)
+    return json.loads(out.read_text())
 
 
 def _save(figures: dict) -> None:

@@ -191,7 +191,7 @@ def test_sql_lab_is_refused_to_officers_and_the_reader_role_sees_no_raw_data(sup
 
 
 def _browser(stack, *args) -> dict:
-    p = subprocess.run([str(ROOT / ".venv-superset" / "bin" / "python"), str(ROOT / "tests" / "superset" / "browser.py"),
+    p = subprocess.run([str(ROOT / ".venv-superset" / "bin" / "python"), str(ROOT / "superset" / "hotspots_superset" / "browser.py"),
                         *args], capture_output=True, text=True, timeout=600, env=dict(os.environ, SE_OFFLINE="true"))
     lines = [line for line in p.stdout.splitlines() if line.startswith("RESULT ")]
     if p.returncode != 0 or not lines:

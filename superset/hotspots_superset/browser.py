@@ -1,9 +1,9 @@
 """Headless Chromium through Selenium (runs in .venv-superset, where Selenium is pinned): log in to
 Superset, open dashboards, wait for charts, read the deck.gl canvas, switch a native filter, use the
-acknowledgement page. Used by tests/superset/test_browser.py (as a subprocess printing one JSON
-object) and for the screenshots in docs/.
+acknowledgement page. Used by tests/superset (as a subprocess printing one JSON object), by the
+render-time bench (bench.py) and for the screenshots in docs/.
 
-    python tests/superset/browser.py SCENARIO BASE_URL USER PASSWORD OUT_DIR [ARGS...]
+    python superset/hotspots_superset/browser.py SCENARIO BASE_URL USER PASSWORD OUT_DIR [ARGS...]
 """
 
 from __future__ import annotations
@@ -78,41 +78,49 @@ return out;
 """
 
 
-def wait_charts(d, timeout: float = 90) -> dict:
-    t0 = time.time()
-    state = {}
+def wait_charts(d, timeout: float = 90, t0: float | None = None) -> dict:
+    """Waits until no chart is loading (checked again 2 s later); `ready_s`: when that was first seen."""
+    t0 = t0 or time.time()
+    state, ready = {}, None
     while time.time() - t0 < timeout:
         state = d.execute_script(CHART_STATE_JS)
         if state["holders"] and not state["loading"]:
+            ready = ready or time.time() - t0
             time.sleep(2)
             state = d.execute_script(CHART_STATE_JS)
             if not state["loading"]:
                 break
-        time.sleep(1)
+            ready = None
+        time.sleep(0.25)
     state["seconds"] = round(time.time() - t0, 2)
+    state["ready_s"] = round(ready, 2) if ready is not None else None
     return state
 
 
-def wait_canvas(d, timeout: float = 60) -> list[dict]:
-    t0 = time.time()
+def wait_canvas(d, timeout: float = 60, t0: float | None = None) -> tuple[list[dict], float | None]:
+    """Waits until a canvas shows non-blank pixels; returns the canvases (2 s later, every layer
+    landed) and when the first pixels were seen (seconds since t0)."""
+    t0 = t0 or time.time()
     canv = []
     while time.time() - t0 < timeout:
         canv = d.execute_script(CANVAS_JS)
         if any(c.get("nonwhite", 0) > 200 for c in canv):
-            time.sleep(2)  # let every layer land
-            return d.execute_script(CANVAS_JS)
-        time.sleep(1)
-    return canv
+            seen = time.time() - t0
+            time.sleep(2)
+            return d.execute_script(CANVAS_JS), round(seen, 2)
+        time.sleep(0.25)
+    return canv, None
 
 
 def open_dashboard(d, base: str, slug: str, out: Path, shot: str | None = None) -> dict:
     t0 = time.time()
     d.get(f"{base}/superset/dashboard/{slug}/")
     WebDriverWait(d, 60).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".dashboard, #app")))
-    state = wait_charts(d)
-    res = {"slug": slug, "charts": state, "url": d.current_url}
+    state = wait_charts(d, t0=t0)
+    res = {"slug": slug, "charts": state, "url": d.current_url, "ready_s": state["ready_s"]}
     if slug == "national-risk-map":
-        res["canvas"] = wait_canvas(d)
+        res["canvas"], drawn = wait_canvas(d, t0=t0)
+        res["ready_s"] = None if drawn is None or state["ready_s"] is None else max(drawn, state["ready_s"])
     res["seconds"] = round(time.time() - t0, 2)
     if shot:
         out.mkdir(parents=True, exist_ok=True)
@@ -168,7 +176,7 @@ def scenario_map_filter(base, user, pw, out, filter_name, value):
         pick_filter(d, filter_name, value)
         time.sleep(2)
         state = wait_charts(d)
-        after_canvas = wait_canvas(d)
+        after_canvas, _ = wait_canvas(d)
         d.save_screenshot(str(out / f"{user}-map-after.png"))
         return {"before": before, "after": {"charts": state, "canvas": after_canvas}}
     finally:
