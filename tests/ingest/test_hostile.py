@@ -206,12 +206,16 @@ def test_every_reason_is_documented_with_an_example_that_gets_it(tmp_path):
 @example(m=("9876501235", "+91 98765 01235"), left="", right="", b1=" ", b2=" ")
 @example(m=("9876501235", "9876501235"), left="7", right="", b1="\x00", b2=" ")
 @example(m=("9709809552", "९७०९८०९५५२"), left="", right="", b1=" ", b2=" ")  # found: hash hex read as a number
+@example(m=("6000000000", "६०००००००० ०"), left="6", right="", b1=" ", b2=" ")  # found: an earlier window
 def test_any_writing_anywhere_is_hashed(m, left, right, b1, b2):
     core, writing = m
     assert pii.normalise_mobile(writing) == core
     out = pii.safe_text(left + b1 + writing + b2 + right, KEY)
     assert not in_clear(core, out), out
-    assert token(core) in out
+    if not any(c.isdecimal() for c in left[-4:]):
+        # With digits just before it, a window may start earlier ("6 ६०००००००० ०": 6600000000):
+        # the number is still not in clear, but its token is another one.
+        assert token(core) in out
     assert not pii.unstorable(out)
 
 
