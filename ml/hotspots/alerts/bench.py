@@ -1,8 +1,9 @@
 """Bench: decide and dispatch one day's alerts of a scored warehouse (national scale in
 `make bench`) to a local SMTP server (aiosmtpd, in its own process) and a local HTTP
 receiver, with the maps; prints messages per second and the share of time spent
-rendering maps. Recipients are generated: an email desk per district with forecast cells,
-a webhook per state, the national desk, a liaison per bank. The warehouse's alerts
+rendering maps. Recipients are generated: per district with forecast cells two mailboxes and
+a control-room webhook; per state and for the national desk a mailbox and a webhook; a
+webhook liaison per bank. The warehouse's alerts
 schema is emptied first (a bench warehouse only).
 """
 
@@ -75,10 +76,12 @@ def _recipients(warehouse: str, smtp_port: int, http_port: int, folder: Path) ->
 
     mail = f"mailto://127.0.0.1:{smtp_port}?from=hotspots@localhost&to={{}}@bench.localhost"
     hook = f"json://127.0.0.1:{http_port}/{{}}"
-    recs = [{"name": "national", "jurisdiction": {"level": "national"}, "channels": [{"url": hook.format("ncc")}]}]
+    recs = [{"name": "national", "jurisdiction": {"level": "national"},
+             "channels": [{"name": "email", "url": mail.format("ncc")}, {"name": "hook", "url": hook.format("ncc")}]}]
     for state in sorted({s for s, _ in places}):
         recs.append({"name": slug("s", state), "jurisdiction": {"level": "state", "state": state},
-                     "channels": [{"url": hook.format(slug(state))}]})
+                     "channels": [{"name": "email", "url": mail.format(slug("s", state))},
+                                  {"name": "hook", "url": hook.format(slug(state))}]})
     names = set()
     for i, (state, district) in enumerate(places):
         name = slug("d", state, district)
@@ -86,7 +89,10 @@ def _recipients(warehouse: str, smtp_port: int, http_port: int, folder: Path) ->
         names.add(name)
         recs.append({"name": name, "language": "hi" if i % 3 == 0 else "en",
                      "jurisdiction": {"level": "district", "state": state, "district": district},
-                     "channels": [{"url": mail.format(name)}]})
+                     # the SP's office, the district cyber cell, the control room's system
+                     "channels": [{"name": "sp", "url": mail.format(name)},
+                                  {"name": "cyber-cell", "url": mail.format(name + "-cyber")},
+                                  {"name": "control-room", "url": hook.format(name)}]})
     for b in banks:
         recs.append({"name": slug("bank", b), "jurisdiction": {"level": "bank", "bank": b},
                      "channels": [{"url": hook.format("bank-" + b)}]})

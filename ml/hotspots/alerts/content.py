@@ -119,8 +119,9 @@ def render(r: Recipient, ch: Channel, kind: str, items: list[dict], ctx: dict, r
     where = (f"{r.district}, {r.state}" if r.level == "district" else r.state if r.level == "state"
              else f"bank {r.bank}" if r.level == "bank" else "India")
     cases = f"{rules.superset_base_url}/superset/dashboard/alerts-cases/"
-    data = {"recipient": r, "kind": kind, "items": views, "n": len(views), "where": where, "top": views[0],
-            "forecast_date": views[0]["forecast_date"], "cases_link": cases}
+    shown = views[:int(rules.raw.get("max_items_per_message", 40))]  # the rest: counted, linked, in the payload
+    data = {"recipient": r, "kind": kind, "items": shown, "n": len(views), "more": len(views) - len(shown),
+            "where": where, "top": views[0], "forecast_date": views[0]["forecast_date"], "cases_link": cases}
     e, lang = env(), r.language
     subject = " ".join(e.get_template(f"{lang}/subject.txt.j2").render(**data).split())
     text = e.get_template(f"{lang}/message.txt.j2").render(**data).strip() + "\n"

@@ -349,25 +349,28 @@ def _insert(cur, rows: list[dict]) -> list[dict]:
 
 def _outbox(cur, r: Recipient, kind: str, items: list[dict], ctx, rules: Rules, run_id: str, now) -> int:
     """One message per channel of the recipient that takes this kind, carrying every item."""
+    from psycopg2.extras import execute_values
+
     items = sorted(items, key=lambda a: (rules.tier_order(a["tier"]), a["horizon_days"], a["risk_rank"]))
-    n = 0
+    ids = [a["alert_id"] for a in items]
+    rows, links = [], []
     for ch in r.channels_for(kind):
         msg = content.render(r, ch, kind, items, ctx, rules)
-        mid = short_id(f"{run_id}|{r.name}|{kind}|{ch.name}|" + ",".join(a["alert_id"] for a in items))
-        cur.execute("""insert into alerts.messages (message_id, run_id, recipient, channel, channel_kind, kind, language,
-                                                    subject, body_text, body_html, payload, map_cells, forecast_date,
-                                                    created_at, next_attempt_at)
-                       values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now(), now())
-                       on conflict do nothing""",
-                    (mid, run_id, r.name, ch.name, ch.kind, kind, r.language, msg["subject"], msg["text"],
+        mid = short_id(f"{run_id}|{r.name}|{kind}|{ch.name}|" + ",".join(ids))
+        rows.append((mid, run_id, r.name, ch.name, ch.kind, kind, r.language, msg["subject"], msg["text"],
                      msg.get("html"), json.dumps(msg["payload"], default=str), msg.get("map_cells", []),
                      items[0]["forecast_date"]))
-        cur.execute("insert into alerts.message_alerts (message_id, alert_id) select %s, unnest(%s::text[]) "
-                    "on conflict do nothing", (mid, [a["alert_id"] for a in items]))
-        cur.execute("update alerts.alerts set message_id = coalesce(message_id, %s) where alert_id = any(%s)",
-                    (mid, [a["alert_id"] for a in items]))
-        n += 1
-    if n == 0:  # no channel takes this kind: nothing will carry these alerts
+        links += [(mid, a) for a in ids]
+    if not rows:  # no channel takes this kind: nothing will carry these alerts
         cur.execute("""update alerts.alerts set status = 'dead_letter', last_error = %s where alert_id = any(%s)""",
-                    (f"recipient {r.name} has no channel tagged {kind}", [a["alert_id"] for a in items]))
-    return n
+                    (f"recipient {r.name} has no channel tagged {kind}", ids))
+        return 0
+    execute_values(cur, """insert into alerts.messages (message_id, run_id, recipient, channel, channel_kind, kind,
+                                                        language, subject, body_text, body_html, payload, map_cells,
+                                                        forecast_date)
+                           values %s on conflict do nothing""", rows)
+    execute_values(cur, "insert into alerts.message_alerts (message_id, alert_id) values %s on conflict do nothing",
+                   links, page_size=5000)
+    cur.execute("update alerts.alerts set message_id = %s where alert_id = any(%s) and message_id is null",
+                (rows[0][0], ids))
+    return len(rows)
