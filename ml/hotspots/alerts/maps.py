@@ -131,7 +131,7 @@ def render_png(cur, cell: str) -> bytes:
         ax1.set_ylim(miny - pad, maxy + pad)
         title1.set_text(f"cell {cell} (red) and ring-1 neighbours")
         buf = io.BytesIO()
-        fig.savefig(buf, format="png")
+        fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})  # small image; speed over bytes
         return buf.getvalue()
 
 
