@@ -28,7 +28,11 @@ SQLALCHEMY_TRACK_MODIFICATIONS = False
 # One machine, no Celery, no Redis: synchronous queries, in-process caches.
 CELERY_CONFIG = None
 RESULTS_BACKEND = None
-CACHE_CONFIG = {"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": 300}
+# No view-level cache: Superset 6.1's etag_cache keys GET explore_json responses (the deck.gl
+# multi-layer map fetches its layers that way) by URL only, so a response computed for one user
+# would be served to another, bypassing row-level security. The data cache below is keyed by the
+# query and the user's RLS rules (and the layers' SQL names the user: superset_user_scope).
+CACHE_CONFIG = {"CACHE_TYPE": "NullCache"}
 DATA_CACHE_CONFIG = {"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": 300}
 FILTER_STATE_CACHE_CONFIG = {"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": 86400}
 EXPLORE_FORM_DATA_CACHE_CONFIG = {"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": 86400}

@@ -24,6 +24,17 @@ def uid(kind: str, name: str) -> str:
 
 DB_UUID = uid("database", DB_NAME)
 
+# Jurisdiction of the signed-in user inside the map layers' SQL (marts.superset_user_scope, written
+# at provisioning from security.yml), on top of row-level security: the deck.gl multi-layer chart
+# fetches its layers on a path where Superset 6.1 did not apply RLS. No row for a user: nothing.
+SCOPE = ("exists (select 1 from marts.superset_user_scope s where s.username = '{{{{ current_username() }}}}'"
+         " and (s.state is null or s.state = {t}.state){district}{bank})")
+
+
+def scope(t: str, district: bool = True, bank: str | None = None) -> str:
+    return SCOPE.format(t=t, district=f" and (s.district is null or s.district = {t}.district)" if district else "",
+                        bank=f" and (s.bank is null or s.bank = any({bank}))" if bank else "")
+
 # ---------------------------------------------------------------- datasets
 BANKS = "left join (select h3_cell, array_agg(bank order by bank) as banks from marts.v_cell_banks group by 1) b using (h3_cell)"
 TIER = ("case when f.risk_rank <= 10 then 'critical' when f.risk_rank <= 50 then 'high' "
@@ -39,7 +50,8 @@ DATASETS: dict[str, dict] = {
        st_y(st_centroid(f.geom)) as lat, st_x(st_centroid(f.geom)) as lon,
        coalesce(b.banks, '{{}}') as banks
 from marts.hotspot_forecast f
-{BANKS}""",
+{BANKS}
+where {scope("f", bank="coalesce(b.banks, '{}')")}""",
         columns=[("h3_cell", "STRING"), ("forecast_date", "DATE"), ("horizon_days", "INTEGER"),
                  ("expected_withdrawals", "FLOAT"), ("p_any", "FLOAT"), ("risk_rank", "INTEGER"),
                  ("risk_tier", "STRING"), ("state", "STRING"), ("district", "STRING"), ("model_version", "STRING"),
@@ -48,18 +60,21 @@ from marts.hotspot_forecast f
         dttm="forecast_date"),
     "state_outlines": dict(
         description="State and UT outlines (marts.dim_states): outer ring of each polygon, as a JSON array of [lon, lat].",
-        sql="""select state, (st_asgeojson(p.geom, 4)::json -> 'coordinates' -> 0)::text as ring
-from marts.dim_states s, lateral st_dump(st_simplifypreservetopology(s.geom, 0.03)) p""",
+        sql=f"""select state, (st_asgeojson(p.geom, 4)::json -> 'coordinates' -> 0)::text as ring
+from marts.dim_states o, lateral st_dump(st_simplifypreservetopology(o.geom, 0.03)) p
+where {scope("o", district=False)}""",
         columns=[("state", "STRING"), ("ring", "STRING")]),
     "district_outlines": dict(
         description="District outlines (marts.dim_districts): outer ring of each polygon.",
-        sql="""select state, district, (st_asgeojson(p.geom, 4)::json -> 'coordinates' -> 0)::text as ring
-from marts.dim_districts d, lateral st_dump(st_simplifypreservetopology(d.geom, 0.02)) p""",
+        sql=f"""select state, district, (st_asgeojson(p.geom, 4)::json -> 'coordinates' -> 0)::text as ring
+from marts.dim_districts d, lateral st_dump(st_simplifypreservetopology(d.geom, 0.02)) p
+where {scope("d", district=False)}""",
         columns=[("state", "STRING"), ("district", "STRING"), ("ring", "STRING")]),
     "money_trail": dict(
         description="Complaint money from victims' districts to cash-out districts (state, district = cash-out side).",
-        sql="""select f.*, rank() over (partition by state, district order by amount_inr desc) as flow_rank
-from marts.v_money_trail_flows f""",
+        sql=f"""select f.*, rank() over (partition by state, district order by amount_inr desc) as flow_rank
+from marts.v_money_trail_flows f
+where {scope("f", bank="f.banks")}""",
         columns=[("victim_state", "STRING"), ("victim_district", "STRING"), ("state", "STRING"),
                  ("district", "STRING"), ("category", "STRING"), ("n_complaints", "INTEGER"),
                  ("n_accounts", "INTEGER"), ("amount_inr", "FLOAT"), ("banks", "ARRAY"),
@@ -254,7 +269,7 @@ chart("Money trail arcs", "deck_arc", "money_trail", **_deck(
     # the largest flows into each cash-out district
     adhoc_filters=[{"expressionType": "SIMPLE", "clause": "WHERE", "subject": "flow_rank", "operator": "<=",
                     "comparator": 6, "filterOptionName": "top_flows"}]))
-chart("National risk map", "deck_multi", "forecast_cells", **_deck(
+chart("National risk map", "deck_multi", "forecast_cells", **_deck(autozoom=True,
     deck_slices=[], deck_slice_uuids=[uid("chart", n) for n in
                                       ("State outlines", "District outlines", "Money trail arcs", "Risk hexagons",
                                               "Risk points")]))

@@ -34,7 +34,7 @@ def driver() -> webdriver.Chrome:
     for f in FLAGS:
         opts.add_argument(f)
     opts.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='chromium-')}")
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
 
 
@@ -183,6 +183,35 @@ def scenario_map_filter(base, user, pw, out, filter_name, value):
         d.quit()
 
 
+def layer_counts(d) -> list[dict]:
+    """The deck.gl layer responses (GET explore_json) the page received: viz type, dataset, rows."""
+    out = []
+    for e in d.get_log("performance"):
+        m = json.loads(e["message"])["message"]
+        if m["method"] != "Network.responseReceived" or "/explore_json" not in m["params"]["response"]["url"]:
+            continue
+        try:
+            body = json.loads(d.execute_cdp_cmd("Network.getResponseBody",
+                                                {"requestId": m["params"]["requestId"]})["body"])
+        except Exception:  # noqa: BLE001 - a response without a body
+            continue
+        feats = (body.get("data") or {}).get("features") if isinstance(body.get("data"), dict) else None
+        if isinstance(feats, list):
+            out.append({"viz_type": body["form_data"].get("viz_type"), "datasource": body["form_data"].get("datasource"),
+                        "rows": len(feats)})
+    return out
+
+
+def scenario_layers(base, user, pw, out):
+    d = driver()
+    try:
+        login(d, base, user, pw)
+        res = open_dashboard(d, base, "national-risk-map", out)
+        return {"layers": layer_counts(d), "charts": res["charts"]}
+    finally:
+        d.quit()
+
+
 def scenario_ack(base, user, pw, out, alert_id, action, outcome, note):
     d = driver()
     try:
@@ -214,6 +243,8 @@ if __name__ == "__main__":
         result = scenario_dashboards(base, user, pw, out, rest[0].split(","), rest[1] if len(rest) > 1 else "")
     elif scenario == "map-filter":
         result = scenario_map_filter(base, user, pw, out, rest[0], rest[1])
+    elif scenario == "layers":
+        result = scenario_layers(base, user, pw, out)
     elif scenario == "ack":
         result = scenario_ack(base, user, pw, out, *rest)
     else:

@@ -18,6 +18,7 @@ import argparse
 import io
 import json
 import os
+import re
 import secrets
 import sys
 import zipfile
@@ -81,8 +82,8 @@ def _ident(name: str) -> str:
     return name
 
 
-def prepare_warehouse(warehouse: str) -> None:
-    """Views, the read-only role and its grants, the MLflow registry copy. Idempotent."""
+def prepare_warehouse(warehouse: str, cfg: dict | None = None) -> None:
+    """Views, the read-only role and its grants, the users' jurisdictions, the MLflow registry copy."""
     role, owner = _ident(reader_role()), _ident(os.environ.get("PGUSER", "hotspots"))
     pw = reader_password()
     conn = pg_connect(warehouse)
@@ -110,8 +111,30 @@ def prepare_warehouse(warehouse: str) -> None:
             cur.execute(f"grant select on all tables in schema {schema} to {role}")
             # dbt and the scoring step recreate tables: grant on whatever the owner creates later.
             cur.execute(f"alter default privileges for role {owner} in schema {schema} grant select on tables to {role}")
+    if cfg is not None:
+        _write_scopes(conn, cfg)
     _copy_registry(conn, warehouse)
     conn.close()
+
+
+def _write_scopes(conn, cfg: dict) -> None:
+    """marts.superset_user_scope: each user's jurisdiction (null = all), read by the map layers' SQL
+    through current_username(). Rows of users of other Superset instances on this warehouse stay."""
+    admin = os.environ.get("SUPERSET_ADMIN_USER", "admin")
+    rows = [(admin, "admin", None, None, None)] + [
+        (u["username"], u["kind"], u.get("state") if u["kind"] in ("state_officer", "district_officer") else None,
+         u.get("district") if u["kind"] == "district_officer" else None,
+         u.get("bank") if u["kind"] == "bank_liaison" else None) for u in cfg["users"]]
+    with conn, conn.cursor() as cur:
+        cur.execute("""create table if not exists marts.superset_user_scope (
+                           username text primary key, kind text not null, state text, district text, bank text,
+                           updated_at timestamptz not null default now())""")
+        for r in rows:
+            cur.execute("""insert into marts.superset_user_scope (username, kind, state, district, bank)
+                           values (%s, %s, %s, %s, %s)
+                           on conflict (username) do update set kind = excluded.kind, state = excluded.state,
+                               district = excluded.district, bank = excluded.bank, updated_at = now()""", r)
+        cur.execute(f"grant select on marts.superset_user_scope to {_ident(reader_role())}")
 
 
 def _copy_registry(conn, warehouse: str) -> None:
@@ -222,6 +245,8 @@ def role_name(user: dict) -> str:
 def load_security(path: Path = SECURITY) -> dict:
     cfg = yaml.safe_load(path.read_text())
     for u in cfg["users"]:
+        if not re.fullmatch(r"[a-z][a-z0-9_.-]{1,63}", u["username"]):
+            raise SystemExit(f"provision: username {u['username']!r}: lower-case letters, digits, _ . - only")
         if u["kind"] not in cfg["kinds"]:
             raise SystemExit(f"provision: user {u['username']} has unknown kind {u['kind']}")
         need = {"state_officer": ("state",), "district_officer": ("state", "district"),
@@ -345,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     wh = warehouse_name(a.warehouse)
     cfg = load_security(a.security)
     if not a.skip_warehouse:
-        prepare_warehouse(wh)
+        prepare_warehouse(wh, cfg)
     from superset.app import create_app
 
     app = create_app()

@@ -118,8 +118,10 @@ def test_export_round_trips_the_tree(superset_stack, client):
                    [f["name"] for f in want["metadata"]["native_filter_configuration"]]
 
 
-def _dataset_sql(dataset: str) -> str:
-    return yaml.safe_load((ASSETS / "datasets" / "hotspots_warehouse" / f"{dataset}.yaml").read_text())["sql"]
+def _dataset_sql(dataset: str, user: str = "admin") -> str:
+    """A dataset's SQL from the tree, its Jinja (the signed-in user) rendered for `user`."""
+    sql = yaml.safe_load((ASSETS / "datasets" / "hotspots_warehouse" / f"{dataset}.yaml").read_text())["sql"]
+    return sql.replace("{{ current_username() }}", user)
 
 
 def _expected(stack, dataset: str, where: str, args=()) -> int:
@@ -216,6 +218,21 @@ def test_district_officer_sees_the_map_and_it_follows_a_native_filter(superset_s
     assert not after["charts"]["errors"], after["charts"]
     assert [c["hash"] for c in after["canvas"]] != [c["hash"] for c in before["canvas"]]  # the map changed
     assert (ARTIFACTS / "t_district-map-before.png").stat().st_size > 10_000
+
+
+def test_map_layers_keep_row_level_security_after_an_admin_opened_the_map(superset_stack):
+    """The multi-layer map fetches its layers with GET explore_json; a response cached for the
+    admin must never reach an officer (Superset's view cache keys by URL only: it is off)."""
+    s, j = superset_stack, superset_stack["jurisdiction"]
+    admin = _browser(s, "layers", s["base"], "admin", s["passwords"]["admin"], str(ARTIFACTS))
+    officer = _browser(s, "layers", s["base"], "t_district", s["passwords"]["t_district"], str(ARTIFACTS))
+    cells = {"admin": q(s["warehouse"], "select count(*) from marts.hotspot_forecast where horizon_days = 1")[0][0],
+             "t_district": q(s["warehouse"], """select count(*) from marts.hotspot_forecast where horizon_days = 1
+                                                and state = %s and district = %s""", (j["state"], j["district"]))[0][0]}
+    for who, res in (("admin", admin), ("t_district", officer)):
+        points = [x["rows"] for x in res["layers"] if x["viz_type"] == "deck_scatter"]
+        assert points and all(n == cells[who] for n in points), (who, res["layers"], cells)
+    assert cells["t_district"] < cells["admin"]
 
 
 def test_officer_acknowledges_an_alert_through_the_page(superset_stack):
