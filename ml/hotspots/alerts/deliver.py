@@ -70,7 +70,12 @@ def _record(cur, message_id: str, channel: str, attempt: int, ok: bool, error: s
                    set attempted_at = excluded.attempted_at, ok = excluded.ok, error = excluded.error""",
                 (attempt, ok, error, channel, message_id, message_id))
     # The alert's own status: sent when every channel delivered, dead_letter when one gave up
-    # (the others done), failed while retries remain, else pending.
+    # (the others done), failed while retries remain, else pending. The alerts' rows are locked
+    # first, so that the aggregate below (a new snapshot) sees the other channels' results
+    # committed by workers that held the lock before.
+    cur.execute("""select 1 from alerts.alerts where alert_id in
+                   (select alert_id from alerts.message_alerts where message_id = %s)
+                   order by alert_id for update""", (message_id,))
     cur.execute("""
         update alerts.alerts a set status = s.status, attempts = s.attempts, last_error = s.last_error,
                                    sent_at = s.sent_at
