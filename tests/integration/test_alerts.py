@@ -24,7 +24,7 @@ from tests.conftest import ROOT, run_dag
 
 pytestmark = pytest.mark.integration
 
-START, DAYS, SCALE, SEED = "2026-01-01", 70, 0.02, 5
+START, DAYS, SCALE, SEED = "2026-01-01", 62, 0.02, 5
 FAST = {"max_attempts": 3, "backoff_seconds": 0.3, "backoff_max_seconds": 1, "lease_seconds": 60, "workers": 4,
         "timeout_seconds": 10}
 
@@ -81,8 +81,10 @@ def scored(tmp_path_factory):
             if cmd == "promote":
                 _champion(wh)
                 continue
+            t0 = time.perf_counter()
             p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1500)
             assert p.returncode == 0, f"{cmd[:5]} failed:\n{(p.stdout + p.stderr)[-4000:]}"
+            print(f"scored warehouse: {' '.join(cmd[1:5])} {time.perf_counter() - t0:.1f} s")
         yield wh
     finally:
         _forget_models(wh)
