@@ -213,15 +213,27 @@ def test_found_empty_line_is_quarantined_with_empty_raw_text(wh, q, work):
 
 
 def test_found_carriage_return_inside_a_quoted_field_loads(wh, q, work):
-    """A quoted terminal_id holding a bare \\r (the COPY buffer left it unquoted and the COPY
-    line ended there: "missing data for column lat"); the same in a quarantined raw text."""
+    """A quoted field holding a bare \\r (the COPY buffer left it unquoted and the COPY line
+    ended there: "missing data for column lat"); the same in a quarantined raw text."""
     cols = list(contract.COLUMNS["withdrawals"])
-    ok = {**valid_row("withdrawals", 1), "terminal_id": "ATM\r1"}
+    ok = {**valid_row("withdrawals", 1), "pincode": "110\r001"}
     bad = {**valid_row("withdrawals", 2), "terminal_id": "ATM\r2", "channel": "BOGUS"}
     lines = [b",".join(b'"' + row[c].encode() + b'"' for c in cols) for row in (ok, bad)]
     ingest_and_check(wh, q, work, empty_files() | {"withdrawals": spec("withdrawals", lines)}, [])
-    assert q("select terminal_id from raw.withdrawals") == [("ATM\r1",)]
+    assert q("select pincode from raw.withdrawals") == [("110\r001",)]
     assert "ATM\r2" in q("select raw_text from ingest.quarantine")[0][0]
+
+
+def test_found_stray_quote_merging_a_number_into_an_identifier(wh, q, work):
+    """A line opening a quote merged the next line into one record whose terminal_id held a
+    mobile and a line break: identifiers with control characters are invalid_format."""
+    order = ["terminal_id", "lon", "channel", "withdrawn_at", "ack_no", "lat", "amount_inr", "pincode",
+             "withdrawal_id", "account"]
+    lines = [b'"91 (94)5.590 - 21 - 57 ',
+             b'"ATM3001","77.2195",ATM,2026-03-14T10:00:00+05:30,,"28.6227",500.00,110001,W3001,MULE3001']
+    files = empty_files() | {"withdrawals": FileSpec("withdrawals", lines=lines, order=order, chaotic=True)}
+    ingest_and_check(wh, q, work, files, ["9455902157"])
+    assert q("select reason from ingest.quarantine") == [("invalid_format",)]
 
 
 def test_the_scan_finds_a_clear_number(q):
