@@ -113,7 +113,7 @@ ingest: warehouse airflow-init ## run the ingest DAG on LANDING (default: the si
 features: warehouse airflow-init ## run the features DAG (dbt via Cosmos) on the warehouse
 	@scripts/run-dag.sh build_features '{"warehouse": "$(WAREHOUSE)"}'
 
-run: deps warehouse airflow-init ## the whole pipeline: simulate (unless LANDING=/abs/dir), ingest, features, train, score, report
+run: deps warehouse airflow-init ## the whole pipeline: simulate (unless LANDING=/abs/dir), ingest, features, train, score, alerts (to the local mail catcher), report, dashboards
 ifeq ($(strip $(LANDING)),)
 	@if [ -f $(DEFAULT_LANDING)/.complete-$(START)-$(DAYS)-$(SCALE)-$(SEED) ]; then \
 		echo "simulate: reusing $(DEFAULT_LANDING)"; \
@@ -127,6 +127,8 @@ endif
 	@scripts/run-dag.sh build_features '{"warehouse": "$(WAREHOUSE)"}'
 	@scripts/run-dag.sh train_model '{"warehouse": "$(WAREHOUSE)", "landing": "$(or $(LANDING),$(DEFAULT_LANDING))"}'
 	@scripts/run-dag.sh score_hotspots '{"warehouse": "$(WAREHOUSE)"}'
+	@scripts/services.sh mail
+	@scripts/run-dag.sh dispatch_alerts '{"warehouse": "$(WAREHOUSE)"}'
 	@$(PY) -m hotspots.cli report --landing "$(or $(LANDING),$(DEFAULT_LANDING))"
 	@scripts/superset.sh provision
 	@scripts/services.sh start

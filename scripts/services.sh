@@ -26,8 +26,26 @@ stop_one() {
   rm -f "$RUN/$name.pid"
 }
 
+# The local mail catcher: the default recipients (alerts/recipients.yml) send to
+# 127.0.0.1:ALERTS_SMTP_PORT; every message lands as a file in .local/mail (Maildir).
+start_mail() {
+  local maildir="$HOTSPOTS_ROOT/.local/mail"
+  mkdir -p "$maildir"/{cur,new,tmp}
+  start_one mail python -m aiosmtpd -n -l "127.0.0.1:${ALERTS_SMTP_PORT:-8025}" -c aiosmtpd.handlers.Mailbox "$maildir"
+  for _ in $(seq 1 20); do
+    python -c "import socket, sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)" \
+      "${ALERTS_SMTP_PORT:-8025}" 2>/dev/null && break
+    sleep 0.5
+  done
+  echo "services: mail catcher on 127.0.0.1:${ALERTS_SMTP_PORT:-8025}, messages in $maildir/new"
+}
+
 case "${1:-}" in
+  mail)
+    start_mail
+    ;;
   start)
+    start_mail
     start_one airflow-api airflow api-server -H 127.0.0.1 -p "${AIRFLOW__API__PORT:-8080}"
     start_one airflow-scheduler airflow scheduler --skip-serve-logs
     start_one airflow-dag-processor airflow dag-processor
@@ -55,7 +73,7 @@ case "${1:-}" in
     ;;
   stop)
     "$(dirname "$0")/superset.sh" stop
-    for s in mlflow airflow-dag-processor airflow-scheduler airflow-api; do stop_one "$s"; done
+    for s in mlflow airflow-dag-processor airflow-scheduler airflow-api mail; do stop_one "$s"; done
     ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|mail" >&2; exit 2 ;;
 esac

@@ -33,7 +33,12 @@ alive() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 setup() {
   "$ROOT/scripts/pg.sh" ensure-db "$SUPERSET_METADATA_DB"
   local stamp="$LOCAL/.setup-$SUPERSET_METADATA_DB-6.1.0"
-  [ -f "$stamp" ] && return 0
+  # The stamp alone is not enough: the metadata database may have been dropped since.
+  if [ -f "$stamp" ] && "$VENV/bin/python" -c "import sys, psycopg2; c = psycopg2.connect(dbname=sys.argv[1]); \
+cur = c.cursor(); cur.execute(\"select to_regclass('public.dbs') is not null\"); sys.exit(0 if cur.fetchone()[0] else 1)" \
+      "$SUPERSET_METADATA_DB" 2>/dev/null; then
+    return 0
+  fi
   echo "superset: migrating metadata database $SUPERSET_METADATA_DB and creating default roles"
   "$SS" db upgrade >"$LOCAL/setup.log" 2>&1 || { tail -30 "$LOCAL/setup.log"; exit 1; }
   "$SS" init >>"$LOCAL/setup.log" 2>&1 || { tail -30 "$LOCAL/setup.log"; exit 1; }

@@ -71,5 +71,6 @@ from withdrawals as w
 left join registry as t
     on
         w.terminal_id = t.terminal_id
+        and {{ var('locate_by_terminal') }}
         and w.extract_date >= t.valid_from
         and w.extract_date < t.valid_to
