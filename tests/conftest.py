@@ -22,19 +22,29 @@ def _require_make_env():
             pytest.fail(f"{var} is not set: run the suite with `make test`")
 
 
-@pytest.fixture()
-def warehouse():
-    """A fresh, empty warehouse database for one test, dropped afterwards."""
-    _require_make_env()
-    name = f"test_{uuid.uuid4().hex[:10]}"
+def create_db(name: str) -> None:
+    """Creates a PostGIS database in the local cluster (harmless if it exists)."""
     subprocess.run([str(ROOT / "scripts" / "pg.sh"), "ensure-db", name, "postgis"], check=True,
                    capture_output=True)
-    yield name
+
+
+def drop_db(name: str) -> None:
+    """Drops a database of the local cluster, closing its connections."""
     conn = psycopg2.connect(dbname="postgres")
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(f"drop database if exists {name} with (force)")
     conn.close()
+
+
+@pytest.fixture()
+def warehouse():
+    """A fresh, empty warehouse database for one test, dropped afterwards."""
+    _require_make_env()
+    name = f"test_{uuid.uuid4().hex[:10]}"
+    create_db(name)
+    yield name
+    drop_db(name)
 
 
 @pytest.fixture()

@@ -20,25 +20,13 @@ import pytest
 import yaml
 
 from tests.alerts.receivers import HTTPSink, SMTPSink
-from tests.conftest import ROOT, run_dag
+from tests.conftest import ROOT, create_db, drop_db, run_dag
 
 pytestmark = pytest.mark.integration
 
 START, DAYS, SCALE, SEED = "2026-01-01", 62, 0.02, 5
 FAST = {"max_attempts": 3, "backoff_seconds": 0.3, "backoff_max_seconds": 1, "lease_seconds": 60, "workers": 4,
         "timeout_seconds": 10}
-
-
-def _db(name: str, drop: bool = False) -> None:
-    if not drop:
-        subprocess.run([str(ROOT / "scripts" / "pg.sh"), "ensure-db", name, "postgis"], check=True,
-                       capture_output=True)
-        return
-    conn = psycopg2.connect(dbname="postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"drop database if exists {name} with (force)")
-    conn.close()
 
 
 def q(warehouse: str, query: str, args=None):
@@ -65,7 +53,7 @@ def scored(tmp_path_factory):
     landing = base / "extracts"
     simulate(landing, START, DAYS, SCALE, SEED, progress=False)
     wh = f"test_al_{uuid.uuid4().hex[:8]}"
-    _db(wh)
+    create_db(wh)
     try:
         # The upstream layers without Airflow's per-task start-up (their DAGs are tested elsewhere):
         # ingest, cells, dbt, training with promotion, scoring; then the alerts DAG for real.
@@ -88,7 +76,7 @@ def scored(tmp_path_factory):
         yield wh
     finally:
         _forget_models(wh)
-        _db(wh, drop=True)
+        drop_db(wh)
 
 
 def _champion(wh: str) -> None:

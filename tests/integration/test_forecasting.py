@@ -15,7 +15,7 @@ import pandas as pd
 import psycopg2
 import pytest
 
-from tests.conftest import ROOT, SHARED, run_dag
+from tests.conftest import ROOT, SHARED, create_db, drop_db, run_dag
 
 pytestmark = pytest.mark.integration
 
@@ -27,18 +27,6 @@ pytestmark = pytest.mark.integration
 START, DAYS, SCALE, SEED = "2026-01-01", 70, 0.03, 8
 LEAK_DAY = pd.Timestamp("2026-02-20")      # D: the backtest day whose forecast must not move
 BACKTEST_START = pd.Timestamp("2026-02-15")  # the origin whose model forecasts D
-
-
-def _db(name: str, drop: bool = False) -> None:
-    if not drop:
-        subprocess.run([str(ROOT / "scripts" / "pg.sh"), "ensure-db", name, "postgis"], check=True,
-                       capture_output=True)
-        return
-    conn = psycopg2.connect(dbname="postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"drop database if exists {name} with (force)")
-    conn.close()
 
 
 def _forget_models(warehouse: str) -> None:
@@ -80,7 +68,7 @@ def history(tmp_path_factory):
 def trained(history):
     """A warehouse with the whole history: ingest, features, training and scoring DAGs."""
     wh = f"test_fc_{uuid.uuid4().hex[:8]}"
-    _db(wh)
+    create_db(wh)
     try:
         run_dag("ingest_extracts", {"landing": str(history), "warehouse": wh})
         run_dag("build_features", {"warehouse": wh})
@@ -89,7 +77,7 @@ def trained(history):
         yield {"warehouse": wh, "train": train_out, "score": score_out, "landing": history}
     finally:
         _forget_models(wh)
-        _db(wh, drop=True)
+        drop_db(wh)
 
 
 def test_training_registers_and_promotes_with_everything_logged(trained):
@@ -205,7 +193,7 @@ def test_backtest_forecast_for_a_day_ignores_extracts_of_that_day_and_later(trai
         if pd.Timestamp(d) < LEAK_DAY:
             (early / d).symlink_to(landing / d)
     wh = f"test_leak_{uuid.uuid4().hex[:8]}"
-    _db(wh)
+    create_db(wh)
     try:
         _build_direct(wh, early, tmp_path)
         assert q(wh, "select max(feature_date) from marts.fct_cell_daily_features")[0][0] == LEAK_DAY.date()
@@ -222,7 +210,7 @@ def test_backtest_forecast_for_a_day_ignores_extracts_of_that_day_and_later(trai
         # The full warehouse does know more: its features reach well past D.
         assert q(full, "select max(feature_date) from marts.fct_cell_daily_features")[0][0] > LEAK_DAY.date()
     finally:
-        _db(wh, drop=True)
+        drop_db(wh)
 
 
 def test_a_short_history_from_another_producer_still_gets_a_forecast(warehouse):

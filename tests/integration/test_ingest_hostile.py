@@ -35,7 +35,7 @@ from hypothesis import settings as hsettings
 
 from hotspots import cli, contract, db, settings
 from hotspots.ingest import load, pii, reader
-from tests.conftest import ROOT, _require_make_env, run_dag
+from tests.conftest import _require_make_env, create_db, drop_db, run_dag
 from tests.ingest.hostile import (
     EXTRACT_DATE,
     FileSpec,
@@ -60,17 +60,12 @@ def wh():
     """One warehouse for the module; examples truncate it instead of creating databases."""
     _require_make_env()
     name = f"test_hostile_{uuid.uuid4().hex[:8]}"
-    subprocess.run([str(ROOT / "scripts" / "pg.sh"), "ensure-db", name, "postgis"], check=True,
-                   capture_output=True)
+    create_db(name)
     conn = db.connect(name)
     load.ensure_schema(conn)
     conn.close()
     yield name
-    conn = psycopg2.connect(dbname="postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"drop database if exists {name} with (force)")
-    conn.close()
+    drop_db(name)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import psycopg2
 import pytest
 import yaml
 
-from tests.conftest import ROOT, _require_make_env
+from tests.conftest import ROOT, _require_make_env, drop_db
 
 ARTIFACTS = ROOT / ".local" / "artifacts" / "superset"
 
@@ -37,14 +37,6 @@ def q(db: str, sql: str, args=None, **conn_kw):
         conn.close()
 
 
-def _drop(db: str) -> None:
-    conn = psycopg2.connect(dbname="postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"drop database if exists {db} with (force)")
-    conn.close()
-
-
 @pytest.fixture(scope="session")
 def test_warehouse(tmp_path_factory):
     _require_make_env()
@@ -60,7 +52,7 @@ def test_warehouse(tmp_path_factory):
         yield wh
     finally:
         _forget_models(wh)
-        _drop(wh)
+        drop_db(wh)
 
 
 def _forget_models(warehouse: str) -> None:
@@ -158,7 +150,7 @@ def superset_stack(test_warehouse, jurisdiction, alerts_decided, tmp_path_factor
         yield stack
     finally:
         run("stop", check=False)
-        _drop(env["SUPERSET_METADATA_DB"])
+        drop_db(env["SUPERSET_METADATA_DB"])
         for db, sql in ((test_warehouse, f"drop owned by {env['SUPERSET_READER_ROLE']}"),
                         ("postgres", f"drop role if exists {env['SUPERSET_READER_ROLE']}")):
             try:
