@@ -108,9 +108,11 @@ def item_view(a: dict, ctx: dict, rules: Rules) -> dict:
     }
 
 
-def render(r: Recipient, ch: Channel, kind: str, items: list[dict], ctx: dict, rules: Rules) -> dict:
-    """subject, text, html (email), payload (JSON for webhooks and the record), map_cells."""
-    views = [item_view(a, ctx, rules) for a in items]
+def render(r: Recipient, ch: Channel, kind: str, items: list[dict], ctx: dict, rules: Rules,
+           views: list[dict] | None = None) -> dict:
+    """subject, text, html (email), payload (JSON for webhooks and the record), map_cells.
+    ``views``: the items' :func:`item_view` when the caller has them (changed here)."""
+    views = views if views is not None else [item_view(a, ctx, rules) for a in items]
     map_cells = []
     if ch.kind == "email" and kind != "digest":  # the digest is a list; alerts show their top cells on maps
         map_cells = list(dict.fromkeys(v["h3_cell"] for v in views))[:int(rules.raw.get("maps_per_email", 6))]

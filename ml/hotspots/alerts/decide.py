@@ -172,19 +172,26 @@ def _silenced_by(silences, cell, state, district, bank) -> int | None:
 # --- routing -----------------------------------------------------------------------------
 
 
-def routes(recipients: Recipients, state: str, district: str, banks: list[str]) -> list[tuple[Recipient, str | None]]:
-    """The recipients whose jurisdiction holds a cell (with the bank for bank liaisons)."""
-    out = []
-    for r in recipients.recipients:
-        if r.level == "national":
-            out.append((r, None))
-        elif r.level == "state" and r.state == state:
-            out.append((r, None))
-        elif r.level == "district" and r.state == state and r.district == district:
-            out.append((r, None))
-        elif r.level == "bank" and r.bank in banks:
-            out.append((r, r.bank))
-    return out
+def _route_index(recipients: Recipients) -> dict:
+    """Recipients by what they watch: one dictionary look-up per cell instead of a scan."""
+    idx: dict = defaultdict(list)
+    for i, r in enumerate(recipients.recipients):
+        key = {"national": ("national",), "state": ("state", r.state), "district": ("district", r.state, r.district),
+               "bank": ("bank", r.bank)}.get(r.level)
+        if key:
+            idx[key].append((i, r))
+    return idx
+
+
+def routes(recipients: Recipients, state: str, district: str, banks: list[str],
+           index: dict | None = None) -> list[tuple[Recipient, str | None]]:
+    """The recipients whose jurisdiction holds a cell (with the bank for bank liaisons), in
+    the order of the recipients file. ``index``: :func:`_route_index` of the recipients."""
+    idx = index if index is not None else _route_index(recipients)
+    found = [(i, r, None) for key in (("national",), ("state", state), ("district", state, district))
+             for i, r in idx.get(key, [])]
+    found += [(i, r, r.bank) for b in dict.fromkeys(banks) for i, r in idx.get(("bank", b), [])]
+    return [(r, bank) for _, r, bank in sorted(found, key=lambda x: x[0])]
 
 
 # --- the decision ------------------------------------------------------------------------
@@ -235,9 +242,10 @@ def decide(conn, recipients: Recipients, rules: Rules, now: datetime | None = No
                          "silence_id": sid, "created_at": now})
 
         # 1. New alerts and digest lines.
+        index = _route_index(recipients)
         for f in tiered.itertuples(index=False):
             order = rules.tier_order(f.tier)
-            for r, bank in routes(recipients, f.state, f.district, banks.get(f.h3_cell, [])):
+            for r, bank in routes(recipients, f.state, f.district, banks.get(f.h3_cell, []), index):
                 spec = rules.levels.get(r.level, {})
                 if f.tier in spec.get("alert", []):
                     k = (f.h3_cell, int(f.horizon_days), r.name)
@@ -301,8 +309,10 @@ def decide(conn, recipients: Recipients, rules: Rules, now: datetime | None = No
                 groups[(a["recipient"], a["kind"])].append(a)
         if groups:
             ctx = content.load_context(cur, [a for g in groups.values() for a in g], rules)
+            out = _Outbox()
             for (rec_name, kind), items in sorted(groups.items()):
-                counts["messages"] += _outbox(cur, by_rec[rec_name], kind, items, ctx, rules, run_id, now)
+                counts["messages"] += _outbox(out, by_rec[rec_name], kind, items, ctx, rules, run_id, now)
+            out.write(cur)
         cur.execute("""insert into alerts.runs (run_id, warehouse, forecast_date, issued_at, decided_at, n_alerts,
                                                 n_escalations, n_digest, n_silenced, n_capped, n_messages)
                        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
@@ -347,30 +357,56 @@ def _insert(cur, rows: list[dict]) -> list[dict]:
     return [r for r in unique if r["alert_id"] in ids]
 
 
-def _outbox(cur, r: Recipient, kind: str, items: list[dict], ctx, rules: Rules, run_id: str, now) -> int:
-    """One message per channel of the recipient that takes this kind, carrying every item."""
-    from psycopg2.extras import execute_values
+class _Outbox:
+    """The messages of one decision, written in a few statements at the end (same transaction)."""
 
+    def __init__(self):
+        self.rows: list[tuple] = []
+        self.links: list[tuple] = []
+        self.first: list[tuple] = []  # (alert_id, message_id): the message an alert points to
+        self.unsendable: list[tuple] = []  # (error, alert ids) of groups no channel takes
+
+    def write(self, cur) -> None:
+        from psycopg2.extras import execute_values
+
+        for error, ids in self.unsendable:
+            cur.execute("update alerts.alerts set status = 'dead_letter', last_error = %s where alert_id = any(%s)",
+                        (error, ids))
+        if self.rows:
+            execute_values(cur, """insert into alerts.messages (message_id, run_id, recipient, channel, channel_kind,
+                                                                kind, language, subject, body_text, body_html, payload,
+                                                                map_cells, forecast_date)
+                                   values %s on conflict do nothing""", self.rows, page_size=200)
+        if self.links:
+            execute_values(cur, """insert into alerts.message_alerts (message_id, alert_id) values %s
+                                   on conflict do nothing""", self.links, page_size=5000)
+        if self.first:
+            execute_values(cur, """update alerts.alerts a set message_id = v.message_id
+                                   from (values %s) as v(alert_id, message_id)
+                                   where a.alert_id = v.alert_id and a.message_id is null""", self.first,
+                           page_size=5000)
+
+
+def _outbox(out: _Outbox, r: Recipient, kind: str, items: list[dict], ctx, rules: Rules, run_id: str, now) -> int:
+    """One message per channel of the recipient that takes this kind, carrying every item
+    (added to ``out``, written by its ``write``)."""
     items = sorted(items, key=lambda a: (rules.tier_order(a["tier"]), a["horizon_days"], a["risk_rank"]))
     ids = [a["alert_id"] for a in items]
-    rows, links = [], []
+    rows = []
+    views = [content.item_view(a, ctx, rules) for a in items]  # once per group, whatever the channels
+    rendered: dict[str, tuple] = {}  # per channel kind: a desk's two mailboxes get the same message
     for ch in r.channels_for(kind):
-        msg = content.render(r, ch, kind, items, ctx, rules)
+        if ch.kind not in rendered:
+            msg = content.render(r, ch, kind, items, ctx, rules, views=[dict(v) for v in views])
+            rendered[ch.kind] = (msg, json.dumps(msg["payload"], default=str))
+        msg, payload = rendered[ch.kind]
         mid = short_id(f"{run_id}|{r.name}|{kind}|{ch.name}|" + ",".join(ids))
         rows.append((mid, run_id, r.name, ch.name, ch.kind, kind, r.language, msg["subject"], msg["text"],
-                     msg.get("html"), json.dumps(msg["payload"], default=str), msg.get("map_cells", []),
-                     items[0]["forecast_date"]))
-        links += [(mid, a) for a in ids]
+                     msg.get("html"), payload, msg.get("map_cells", []), items[0]["forecast_date"]))
+        out.links += [(mid, a) for a in ids]
     if not rows:  # no channel takes this kind: nothing will carry these alerts
-        cur.execute("""update alerts.alerts set status = 'dead_letter', last_error = %s where alert_id = any(%s)""",
-                    (f"recipient {r.name} has no channel tagged {kind}", ids))
+        out.unsendable.append((f"recipient {r.name} has no channel tagged {kind}", ids))
         return 0
-    execute_values(cur, """insert into alerts.messages (message_id, run_id, recipient, channel, channel_kind, kind,
-                                                        language, subject, body_text, body_html, payload, map_cells,
-                                                        forecast_date)
-                           values %s on conflict do nothing""", rows)
-    execute_values(cur, "insert into alerts.message_alerts (message_id, alert_id) values %s on conflict do nothing",
-                   links, page_size=5000)
-    cur.execute("update alerts.alerts set message_id = %s where alert_id = any(%s) and message_id is null",
-                (rows[0][0], ids))
+    out.rows += rows
+    out.first += [(a, rows[0][0]) for a in ids]
     return len(rows)

@@ -3,59 +3,41 @@
 Left: the district outline (marts.dim_districts) with the cell marked. Right: the cell, its
 ring-1 neighbours (ref.h3_cells, or the h3 library for neighbours never registered), the
 terminals seen in them (raw.withdrawals), and the district outline where it passes.
-Rendered once per cell and kept in alerts.maps, so every email naming the cell attaches
-the same bytes.
+
+Rendered once per (cell, forecast date) and kept in alerts.maps, so every email naming the
+cell attaches the same bytes. The geometries of every cell to draw come from a few bulk
+queries (cells and neighbours, terminals, district outlines: one each, whatever the number
+of cells), and the drawing is Pillow's: polygons and lines on a twice-as-large canvas,
+reduced to 640x320 (smooth edges), the text drawn after at full size with the DejaVu font
+matplotlib ships. A map costs a few milliseconds; matplotlib's figure machinery (about
+50 ms a map, most of it layout and artist bookkeeping) is not needed for five polygons.
 """
 
 from __future__ import annotations
 
 import io
-import threading
+import math
 import time
+from collections import defaultdict
+from dataclasses import dataclass, field
 
-_RENDER = threading.Lock()  # matplotlib is not thread-safe; one render at a time per process
-
-
-_FIG = None
-_OUTLINES: dict = {}  # (state, district) -> simplified outline, per process
+WIDTH, HEIGHT, SS = 640, 320, 2  # output size; supersampling factor of the shapes
+TITLE_H, KEY_H = 24, 20  # bands for the titles (top) and the key (bottom), in output pixels
 COLOURS = {"ATM": "#08519c", "BRANCH": "#006d2c", "POS": "#54278f", "MICRO_ATM": "#a50f15"}
+_FONTS: dict = {}
 
 
-def _frames(cur, cell: str):
-    import geopandas as gpd
-    import h3
-    from shapely import wkb
-    from shapely.geometry import Polygon
+@dataclass
+class Frame:
+    """What one map shows, in lon/lat."""
 
-    cur.execute("select state, district, st_asbinary(geom) from ref.h3_cells where h3_cell = %s", (cell,))
-    row = cur.fetchone()
-    if row is None:
-        raise ValueError(f"cell {cell} is not registered in ref.h3_cells")
-    state, district, geom = row
-    ring = sorted(set(h3.grid_disk(cell, 1)) - {cell})
-    cur.execute("select h3_cell, st_asbinary(geom) from ref.h3_cells where h3_cell = any(%s)", (ring,))
-    known = {c: wkb.loads(bytes(g)) for c, g in cur.fetchall()}
-    neighbours = [known.get(c) or Polygon([(lon, lat) for lat, lon in h3.cell_to_boundary(c)]) for c in ring]
-    cur.execute("""select terminal_id, min(channel), avg(lon), avg(lat), count(*) from raw.withdrawals
-                   where h3_cell = any(%s) and terminal_id is not null and lon is not null
-                   group by 1""", ([cell, *ring],))
-    terms = cur.fetchall()
-    key = (state, district)
-    if key not in _OUTLINES:
-        outline = None
-        cur.execute("select to_regclass('marts.dim_districts') is not null")
-        if cur.fetchone()[0]:
-            cur.execute("""select st_asbinary(st_simplifypreservetopology(geom, 0.002)) from marts.dim_districts
-                           where state = %s and district = %s""", key)
-            r = cur.fetchone()
-            outline = wkb.loads(bytes(r[0])) if r and r[0] is not None else None
-        _OUTLINES[key] = outline
-    crs = "EPSG:4326"
-    terminals = gpd.GeoDataFrame({"terminal_id": [t[0] for t in terms], "channel": [str(t[1]) for t in terms],
-                                  "n": [t[4] for t in terms]},
-                                 geometry=gpd.points_from_xy([t[2] for t in terms], [t[3] for t in terms]), crs=crs)
-    return (gpd.GeoSeries([wkb.loads(bytes(geom))], crs=crs), gpd.GeoSeries(neighbours, crs=crs), terminals,
-            _OUTLINES[key], state, district)
+    cell: str
+    state: str | None
+    district: str | None
+    polygon: list  # the cell's exterior ring(s): list of (n, 2) arrays
+    ring: list = field(default_factory=list)  # ring-1 neighbours' exteriors
+    terminals: list = field(default_factory=list)  # (terminal_id, channel, lon, lat, n)
+    outline: list = field(default_factory=list)  # the district's exterior rings
 
 
 def _exteriors(geom) -> list:
@@ -63,132 +45,274 @@ def _exteriors(geom) -> list:
 
     if geom is None or geom.is_empty:
         return []
-    polys = getattr(geom, "geoms", [geom])
-    return [np.asarray(p.exterior.coords) for p in polys]
+    return [np.asarray(p.exterior.coords) for p in getattr(geom, "geoms", [geom])]
 
 
-def _figure():
-    """One figure, its two axes made once per process and reused (making axes is most of a
-    small render's cost); only the artists change between maps."""
-    global _FIG
-    if _FIG is None:
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(6.4, 3.2), dpi=80)
-        ax0, ax1 = fig.subplots(1, 2)
-        for ax in (ax0, ax1):
-            ax.set_axis_off()
-            ax.set_aspect("equal")
-        fig.subplots_adjust(left=0.02, right=0.98, bottom=0.08, top=0.9, wspace=0.05)
-        # Titles and the key as figure texts: axes titles and legends lay out tick labels each draw.
-        texts = (fig.text(0.25, 0.95, "", ha="center", va="center", fontsize=8),
-                 fig.text(0.75, 0.95, "", ha="center", va="center", fontsize=8),
-                 fig.text(0.75, 0.03, "", ha="center", va="center", fontsize=7))
-        _FIG = (fig, ax0, ax1, texts)
-    return _FIG
+def _has_table(cur, name: str) -> bool:
+    cur.execute("select to_regclass(%s) is not null", (name,))
+    return cur.fetchone()[0]
 
 
-def _clear(ax) -> None:
-    for artist in [*ax.collections, *ax.lines, *ax.patches]:
-        artist.remove()
+def load_frames(cur, cells: list[str]) -> dict[str, Frame]:
+    """Everything the maps of these cells show, in three queries (four with the outlines)."""
+    import h3
+    import numpy as np
+    import shapely
+
+    cells = sorted(set(cells))
+    if not cells:
+        return {}
+    rings = {c: sorted(set(h3.grid_disk(c, 1)) - {c}) for c in cells}
+    every = sorted(set(cells).union(*rings.values()))
+    cur.execute("select h3_cell, state, district, st_asbinary(geom) from ref.h3_cells where h3_cell = any(%s)",
+                (every,))
+    rows = cur.fetchall()
+    geoms = dict(zip([r[0] for r in rows], shapely.from_wkb([bytes(r[3]) for r in rows]) if rows else [], strict=True))
+    place = {r[0]: (r[1], r[2]) for r in rows}
+    missing = [c for c in cells if c not in place]
+    if missing:
+        raise ValueError(f"cell {missing[0]} is not registered in ref.h3_cells")
+
+    def exterior(c):
+        g = geoms.get(c)
+        if g is not None:
+            return _exteriors(g)
+        pts = [(lon, lat) for lat, lon in h3.cell_to_boundary(c)]
+        return [np.asarray(pts + pts[:1])]
+
+    # Terminals seen in any of the disks: per (cell, terminal) sums, combined per disk below.
+    cur.execute("""select h3_cell, terminal_id, min(channel), sum(lon), sum(lat), count(*) from raw.withdrawals
+                   where h3_cell = any(%s) and terminal_id is not null and lon is not null
+                   group by 1, 2""", (every,))
+    seen = defaultdict(list)
+    for cell, tid, channel, slon, slat, n in cur.fetchall():
+        seen[cell].append((tid, channel, float(slon), float(slat), int(n)))
+    places = sorted({place[c] for c in cells if place[c][0] and place[c][1]})
+    outlines: dict = {}
+    if places and _has_table(cur, "marts.dim_districts"):
+        cur.execute("""select d.state, d.district, st_asbinary(st_simplifypreservetopology(d.geom, 0.002))
+                       from marts.dim_districts d
+                       join unnest(%s::text[], %s::text[]) as p(state, district) using (state, district)""",
+                    ([s for s, _ in places], [d for _, d in places]))
+        for state, district, g in cur.fetchall():
+            if g is not None:
+                outlines[(state, district)] = _exteriors(shapely.from_wkb(bytes(g)))
+    out = {}
+    for c in cells:
+        agg: dict = {}
+        for d in [c, *rings[c]]:
+            for tid, channel, slon, slat, n in seen.get(d, []):
+                a = agg.setdefault(tid, [channel, 0.0, 0.0, 0])
+                a[0] = min(a[0], channel) if a[0] and channel else (a[0] or channel)
+                a[1] += slon
+                a[2] += slat
+                a[3] += n
+        terms = [(tid, str(ch), slon / n, slat / n, n) for tid, (ch, slon, slat, n) in sorted(agg.items())]
+        state, district = place[c]
+        out[c] = Frame(c, state, district, exterior(c), [e for r in rings[c] for e in exterior(r)], terms,
+                       outlines.get((state, district), []))
+    return out
+
+
+# --- drawing -------------------------------------------------------------------------------
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    if size not in _FONTS:
+        try:
+            import matplotlib
+
+            path = f"{matplotlib.get_data_path()}/fonts/ttf/DejaVuSans.ttf"
+            _FONTS[size] = ImageFont.truetype(path, size)
+        except Exception:  # noqa: BLE001 - any font will do
+            _FONTS[size] = ImageFont.load_default(size)
+    return _FONTS[size]
+
+
+class _View:
+    """lon/lat -> pixels of one panel (x0..x1, y0..y1 at scale s), equal distances on both axes
+    at the panel's latitude."""
+
+    def __init__(self, bounds, box, s):
+        minx, miny, maxx, maxy = bounds
+        self.k = math.cos(math.radians((miny + maxy) / 2)) or 1.0
+        x0, y0, x1, y1 = (v * s for v in box)
+        w, h = max((maxx - minx) * self.k, 1e-9), max(maxy - miny, 1e-9)
+        self.scale = min((x1 - x0) / w, (y1 - y0) / h)
+        self.cx, self.cy = (minx + maxx) / 2, (miny + maxy) / 2
+        self.px, self.py = (x0 + x1) / 2, (y0 + y1) / 2
+
+    def __call__(self, xy):
+        return [(self.px + (x - self.cx) * self.k * self.scale, self.py - (y - self.cy) * self.scale) for x, y in xy]
+
+
+def _bounds(arrays, pad: float, around=None):
+    import numpy as np
+
+    pts = np.concatenate([a[:, :2] for a in arrays]) if arrays else np.asarray([around])
+    if around is not None:
+        pts = np.vstack([pts, [around]])
+    minx, miny = pts.min(axis=0)
+    maxx, maxy = pts.max(axis=0)
+    p = pad * max(maxx - minx, maxy - miny, 0.01)
+    return minx - p, miny - p, maxx + p, maxy + p
+
+
+def _dashed(draw, pts, fill, width, dash, gap):
+    """A dashed polyline (Pillow draws solid lines only)."""
+    on, left = True, dash
+    for (x0, y0), (x1, y1) in zip(pts[:-1], pts[1:], strict=True):
+        seg = math.hypot(x1 - x0, y1 - y0)
+        pos = 0.0
+        while seg - pos > 1e-9:
+            step = min(left, seg - pos)
+            if on:
+                t0, t1 = pos / seg, (pos + step) / seg
+                draw.line([(x0 + (x1 - x0) * t0, y0 + (y1 - y0) * t0), (x0 + (x1 - x0) * t1, y0 + (y1 - y0) * t1)],
+                          fill=fill, width=width)
+            pos += step
+            left -= step
+            if left <= 1e-9:
+                on, left = not on, (gap if on else dash)
+
+
+def _clip(pts, box, s):
+    """Keeps the runs of a polyline near a panel (an outline can cross a whole state)."""
+    x0, y0, x1, y1 = (v * s for v in box)
+    m = 20 * s
+    runs, run = [], []
+    for x, y in pts:
+        if x0 - m <= x <= x1 + m and y0 - m <= y <= y1 + m:
+            run.append((x, y))
+        elif run:
+            runs.append(run + [(x, y)])
+            run = []
+    if run:
+        runs.append(run)
+    return [r for r in runs if len(r) > 1]
+
+
+def _panel(box):
+    """A white canvas for one panel at the supersampled size; whatever falls outside it is clipped."""
+    from PIL import Image, ImageDraw
+
+    x0, y0, x1, y1 = box
+    img = Image.new("RGB", ((x1 - x0) * SS, (y1 - y0) * SS), "white")
+    return img, ImageDraw.Draw(img, "RGBA"), (0, 0, x1 - x0, y1 - y0)
+
+
+def draw_png(f: Frame) -> bytes:
+    """The map of one frame as PNG bytes (a 64-colour palette: a third of the bytes of RGB, and
+    faster to encode)."""
+    from PIL import Image, ImageDraw
+
+    s = SS
+    half = WIDTH // 2
+    left_box = (6, TITLE_H, half - 4, HEIGHT - KEY_H)
+    right_box = (half + 4, TITLE_H, WIDTH - 6, HEIGHT - KEY_H)
+    cx = sum(float(p[:, 0].mean()) for p in f.polygon) / max(len(f.polygon), 1)
+    cy = sum(float(p[:, 1].mean()) for p in f.polygon) / max(len(f.polygon), 1)
+    out = Image.new("RGB", (WIDTH, HEIGHT), "white")
+
+    # Left: the district with the cell marked.
+    img, d, box = _panel(left_box)
+    if f.outline:
+        v = _View(_bounds(f.outline, 0.05, (cx, cy)), box, s)
+        for e in f.outline:
+            d.line(v(e), fill="#555555", width=3, joint="curve")
+    else:
+        v = _View((cx - 0.2, cy - 0.2, cx + 0.2, cy + 0.2), box, s)
+    (px, py), = v([(cx, cy)])
+    r = 4.5 * s
+    d.ellipse([px - r, py - r, px + r, py + r], fill="#d62728", outline="#67000d", width=s)
+    out.paste(img.reduce(s), left_box[:2])
+
+    # Right: the cell, its neighbours, the terminals, the district outline where it passes.
+    img, d, box = _panel(right_box)
+    v = _View(_bounds(f.ring or f.polygon, 0.15), box, s)
+    for e in f.ring:
+        d.polygon(v(e), fill=(253, 208, 162, 180), outline="#e6550d", width=s)
+    for e in f.polygon:
+        d.polygon(v(e), fill=(214, 39, 40, 190), outline="#67000d", width=2 * s)
+    for e in f.outline:
+        for run in _clip(v(e), box, s):
+            _dashed(d, run, "#555555", 3, 6 * s, 4 * s)
+    counts: dict[str, int] = defaultdict(int)
+    t = 4 * s
+    for _tid, channel, lon, lat, _n in f.terminals:
+        (x, y), = v([(lon, lat)])
+        d.polygon([(x, y - t), (x - t, y + 0.8 * t), (x + t, y + 0.8 * t)],
+                  fill=COLOURS.get(channel.upper(), "#000000"), outline="white")
+        counts[channel] += 1
+    out.paste(img.reduce(s), right_box[:2])
+
+    # Text at full size.
+    d = ImageDraw.Draw(out)
+    small, tiny = _font(11), _font(10)
+    d.text((half // 2, TITLE_H // 2), f"{f.district}, {f.state}", fill="black", font=small, anchor="mm")
+    d.text((half + half // 2, TITLE_H // 2), f"cell {f.cell} (red) and ring-1 neighbours", fill="black", font=small,
+           anchor="mm")
+    seen = [f"{ch} {n}" for ch, n in sorted(counts.items())]
+    d.text((half + half // 2, HEIGHT - KEY_H // 2), "terminals (triangles): " + (", ".join(seen) or "none seen"),
+           fill="black", font=tiny, anchor="mm")
+    d.line([(half, 4), (half, HEIGHT - 4)], fill="#dddddd", width=1)
+    buf = io.BytesIO()
+    out.quantize(colors=64, method=Image.Quantize.FASTOCTREE).save(buf, format="PNG", compress_level=3)
+    return buf.getvalue()
+
+
+def render_many(cur, cells: list[str]) -> dict[str, bytes]:
+    frames = load_frames(cur, cells)
+    return {c: draw_png(frames[c]) for c in cells}
 
 
 def render_png(cur, cell: str) -> bytes:
-    from matplotlib.collections import LineCollection, PolyCollection
+    return render_many(cur, [cell])[cell]
 
-    me, ring, terms, outline, state, district = _frames(cur, cell)
-    with _RENDER:
-        fig, ax0, ax1, (title0, title1, key) = _figure()
-        _clear(ax0)
-        _clear(ax1)
-        edges = _exteriors(outline)
-        c = me.iloc[0].centroid
-        if edges:
-            ax0.add_collection(LineCollection(edges, colors="#555555", linewidths=0.8))
-            minx, miny, maxx, maxy = outline.bounds
-        else:
-            minx, miny, maxx, maxy = c.x - 0.2, c.y - 0.2, c.x + 0.2, c.y + 0.2
-        ax0.plot([c.x], [c.y], marker="o", color="#d62728", markersize=7)
-        pad = 0.05 * max(maxx - minx, maxy - miny, 0.01)
-        ax0.set_xlim(min(minx, c.x) - pad, max(maxx, c.x) + pad)
-        ax0.set_ylim(min(miny, c.y) - pad, max(maxy, c.y) + pad)
-        title0.set_text(f"{district}, {state}")
-        ax1.add_collection(PolyCollection([e for g in ring for e in _exteriors(g)], facecolors="#fdd0a2",
-                                          edgecolors="#e6550d", linewidths=0.6, alpha=0.7))
-        ax1.add_collection(PolyCollection(_exteriors(me.iloc[0]), facecolors="#d62728", edgecolors="#67000d",
-                                          linewidths=1.0, alpha=0.75))
-        if edges:
-            ax1.add_collection(LineCollection(edges, colors="#555555", linewidths=0.8, linestyles="dashed"))
-        seen = []
-        for channel, g in terms.groupby("channel") if len(terms) else []:
-            ax1.plot(g.geometry.x, g.geometry.y, linestyle="none", marker="^", markersize=6,
-                     color=COLOURS.get(channel.upper(), "#000000"), zorder=3)
-            seen.append(f"{channel} {len(g)}")
-        key.set_text("terminals (triangles): " + (", ".join(seen) if seen else "none seen"))
-        minx, miny, maxx, maxy = ring.total_bounds
-        pad = 0.15 * max(maxx - minx, maxy - miny)
-        ax1.set_xlim(minx - pad, maxx + pad)
-        ax1.set_ylim(miny - pad, maxy + pad)
-        title1.set_text(f"cell {cell} (red) and ring-1 neighbours")
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})  # small image; speed over bytes
-        return buf.getvalue()
+
+# --- kept once per (cell, forecast date) --------------------------------------------------------
 
 
 def ensure_maps(conn, cells: list[str], forecast_date) -> tuple[dict[str, bytes], float]:
     """PNG per cell for the forecast date: read from alerts.maps, rendered (once) if missing.
-    Returns the maps and the seconds spent rendering."""
+    Returns the maps and the seconds spent rendering. Whoever stores a map first wins: a
+    render that lost the race reads the stored bytes, so every email attaches the same map."""
     out: dict[str, bytes] = {}
     spent = 0.0
+    cells = list(dict.fromkeys(cells))
     if not cells:
         return out, spent
     with conn.cursor() as cur:
         cur.execute("select h3_cell, png from alerts.maps where forecast_date = %s and h3_cell = any(%s)",
-                    (forecast_date, list(cells)))
+                    (forecast_date, cells))
         out = {c: bytes(p) for c, p in cur.fetchall()}
+        todo = [c for c in cells if c not in out]
+        if todo:
+            from psycopg2.extras import execute_values
+
+            t0 = time.perf_counter()
+            frames = load_frames(cur, todo)
+            rows = []
+            for c in todo:
+                t1 = time.perf_counter()
+                rows.append((c, forecast_date, draw_png(frames[c]), time.perf_counter() - t1))
+            spent = time.perf_counter() - t0
+            execute_values(cur, """insert into alerts.maps (h3_cell, forecast_date, png, seconds) values %s
+                                   on conflict do nothing""", rows, page_size=500)
+            cur.execute("select h3_cell, png from alerts.maps where forecast_date = %s and h3_cell = any(%s)",
+                        (forecast_date, todo))
+            out.update({c: bytes(p) for c, p in cur.fetchall()})
     conn.commit()
-    for cell in cells:
-        if cell in out:
-            continue
-        with conn.cursor() as cur:
-            # One renderer per (cell, date) across threads and processes; the others wait and read it.
-            cur.execute("select pg_advisory_xact_lock(hashtext('hotspots.alerts.map'), hashtext(%s || %s::text))",
-                        (cell, forecast_date))
-            cur.execute("select png from alerts.maps where h3_cell = %s and forecast_date = %s", (cell, forecast_date))
-            row = cur.fetchone()
-            if row is None:
-                t0 = time.perf_counter()
-                png = render_png(cur, cell)
-                secs = time.perf_counter() - t0
-                spent += secs
-                cur.execute("""insert into alerts.maps (h3_cell, forecast_date, png, seconds)
-                               values (%s, %s, %s, %s) on conflict do nothing""", (cell, forecast_date, png, secs))
-            else:
-                png = bytes(row[0])
-        conn.commit()
-        out[cell] = png
     return out, spent
 
 
-def _render_chunk(args) -> float:
-    """In a worker process: render the maps of some cells of one date (own connection)."""
-    from hotspots import db
-
-    warehouse, cells, forecast_date = args
-    conn = db.connect(warehouse)
-    try:
-        return ensure_maps(conn, cells, forecast_date)[1]
-    finally:
-        conn.close()
-
-
 def prerender(conn, warehouse: str | None = None, processes: int | None = None) -> float:
-    """Renders the maps every due email message needs and that are not there yet, in
-    `processes` forked workers (default: one per core) when there are many; seconds of
-    rendering (summed over the workers)."""
-    import multiprocessing
-    import os
-
+    """Renders, in this process, the maps every due email message needs and that are not there
+    yet: once per (cell, forecast date), whatever the number of recipients naming the cell.
+    Returns the seconds spent (queries and drawing). ``warehouse`` and ``processes`` are
+    accepted for compatibility; a few milliseconds a map need no process pool."""
     with conn.cursor() as cur:
         cur.execute("""select m.forecast_date, array_agg(distinct c) from alerts.messages m, unnest(m.map_cells) c
                        where m.status in ('pending', 'failed', 'sending') and m.channel_kind = 'email'
@@ -197,10 +321,4 @@ def prerender(conn, warehouse: str | None = None, processes: int | None = None) 
                        group by 1""")
         todo = cur.fetchall()
     conn.commit()
-    processes = processes or os.cpu_count() or 1
-    n = sum(len(c) for _, c in todo)
-    if warehouse is None or processes < 2 or n < 8:
-        return sum(ensure_maps(conn, sorted(cells), d)[1] for d, cells in todo)
-    chunks = [(warehouse, sorted(cells)[i::processes], d) for d, cells in todo for i in range(processes)]
-    with multiprocessing.get_context("fork").Pool(processes) as pool:
-        return sum(pool.map(_render_chunk, [c for c in chunks if c[1]]))
+    return sum(ensure_maps(conn, sorted(cells), d)[1] for d, cells in todo)
