@@ -2,9 +2,11 @@
 # Superset on one machine, in its own virtualenv (.venv-superset), metadata in the local cluster.
 #   superset.sh setup       metadata database, `superset db upgrade` and `superset init` (once per version)
 #   superset.sh provision   views + read-only role in WAREHOUSE, import superset/assets, roles/RLS/users
+#   superset.sh refresh     rebuild the dashboards' precomputed tables in WAREHOUSE (marts.dash_*)
 #   superset.sh start|stop  gunicorn on 127.0.0.1:SUPERSET_PORT (pid and log in .local/superset/run)
 #   superset.sh bench [SLUG...]  render time of dashboards in headless Chromium, slowest query named
-#   superset.sh bench-serve   the same on a Superset of its own for WAREHOUSE (metadata superset_bench), for make bench
+#   superset.sh bench-serve   the same on a Superset of its own for WAREHOUSE (metadata $SUPERSET_BENCH_METADATA_DB,
+#                           default superset_bench), for make bench
 #   superset.sh logins      where to log in (users; passwords stay in .local/superset/passwords)
 #   superset.sh run ARGS    any `superset` command with this configuration
 # Settings from the environment (the Makefile's): PG*, WAREHOUSE, SUPERSET_PORT, SUPERSET_METADATA_DB.
@@ -71,17 +73,23 @@ case "${1:-}" in
     echo "superset: users admin and those of superset/security.yml; passwords from \$SUPERSET_PASSWORD_<USER> or in $LOCAL/passwords/<user>:"
     for f in "$LOCAL"/passwords/*; do [ -f "$f" ] && echo "  $(basename "$f")"; done
     ;;
+  refresh)
+    # the dashboards' precomputed tables (also done by provision and by the refresh_dashboards DAG)
+    "$VENV/bin/python" -c "from hotspots_superset.provision import refresh_tables, pg_connect, warehouse_name; \
+refresh_tables(pg_connect(warehouse_name(None)))" ;;
   bench) shift; "$VENV/bin/python" -m hotspots_superset.bench "$@" ;;
   bench-serve)
-    # make bench: a Superset of its own (metadata DB superset_bench) for WAREHOUSE, measured, stopped.
+    # make bench: a Superset of its own (metadata DB superset_bench) for WAREHOUSE, provisioned (the
+    # dashboard tables refreshed, timed), measured, stopped.
     shift
-    export SUPERSET_METADATA_DB=superset_bench SUPERSET_METADATA_URI="postgresql+psycopg2://$PGUSER:$PGPASSWORD@$PGHOST:$PGPORT/superset_bench"
+    SUPERSET_METADATA_DB=${SUPERSET_BENCH_METADATA_DB:-superset_bench}
+    export SUPERSET_METADATA_DB SUPERSET_METADATA_URI="postgresql+psycopg2://$PGUSER:$PGPASSWORD@$PGHOST:$PGPORT/$SUPERSET_METADATA_DB"
     PIDFILE="$RUN/gunicorn-$SUPERSET_PORT.pid"
-    "$0" provision >/dev/null
+    "$0" provision | grep -E "^superset: (dashboard tables|provisioned)"
     "$0" start >/dev/null
     trap '"$0" stop >/dev/null' EXIT
     "$VENV/bin/python" -m hotspots_superset.bench "$@"
     ;;
   run) shift; exec "$SS" "$@" ;;
-  *) echo "usage: $0 setup|provision|start|stop|bench|logins|run ARGS" >&2; exit 2 ;;
+  *) echo "usage: $0 setup|provision|refresh|start|stop|bench|bench-serve|logins|run ARGS" >&2; exit 2 ;;
 esac

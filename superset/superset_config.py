@@ -99,6 +99,29 @@ PREVENT_UNSAFE_DB_CONNECTIONS = True
 SQLLAB_TIMEOUT = 60
 LOG_LEVEL = os.environ.get("SUPERSET_LOG_LEVEL", "WARNING")
 
+
+
+def _multi_layer_without_features(app) -> None:
+    """The deck.gl multi-layer chart (viz deck_multi) computes every layer's features server-side,
+    but Superset 6.1's front end ignores them: it takes the layer list (`slices`) from the response
+    and fetches each layer itself. So the chart returns only the layer list; each layer's rows come
+    once, through the layer's own request (with its own RLS and data cache)."""
+    from superset import viz
+
+    def get_data(self, df):  # noqa: ARG001 - the multi-layer chart has no query of its own
+        from superset.models.slice import Slice
+
+        from superset import db
+
+        slices = db.session.query(Slice).filter(Slice.id.in_(self.form_data.get("deck_slices") or [])).all()
+        return {"features": {}, "mapboxApiKey": app.config["MAPBOX_API_KEY"],
+                "slices": [slc.data for slc in slices if slc.data is not None]}
+
+    viz.DeckGLMultiLayer.get_data = get_data
+
+
+FLASK_APP_MUTATOR = _multi_layer_without_features
+
 # The acknowledgement page: /hotspots/ack/ (behind Superset's login; jurisdiction from security.yml).
 from hotspots_superset.ack import blueprint as _ack_blueprint  # noqa: E402
 

@@ -36,7 +36,9 @@ def scope(t: str, district: bool = True, bank: str | None = None) -> str:
                         bank=f" and (s.bank is null or s.bank = any({bank}))" if bank else "")
 
 # ---------------------------------------------------------------- datasets
-BANKS = "left join (select h3_cell, array_agg(bank order by bank) as banks from marts.v_cell_banks group by 1) b using (h3_cell)"
+# Precomputed at refresh (superset/views.sql, marts.refresh_dashboard_tables): the charts read small
+# indexed tables, never raw rows.
+BANKS = "left join marts.dash_cell_banks b using (h3_cell)"
 TIER = ("case when f.risk_rank <= 10 then 'critical' when f.risk_rank <= 50 then 'high' "
         "when f.risk_rank <= 200 then 'watch' else 'low' end")
 
@@ -60,20 +62,20 @@ where {scope("f", bank="coalesce(b.banks, '{}')")}""",
         dttm="forecast_date"),
     "state_outlines": dict(
         description="State and UT outlines (marts.dim_states): outer ring of each polygon, as a JSON array of [lon, lat].",
-        sql=f"""select state, (st_asgeojson(p.geom, 4)::json -> 'coordinates' -> 0)::text as ring
-from marts.dim_states o, lateral st_dump(st_simplifypreservetopology(o.geom, 0.03)) p
+        sql=f"""select o.state, o.ring
+from marts.dash_state_outlines o
 where {scope("o", district=False)}""",
         columns=[("state", "STRING"), ("ring", "STRING")]),
     "district_outlines": dict(
         description="District outlines (marts.dim_districts): outer ring of each polygon.",
-        sql=f"""select state, district, (st_asgeojson(p.geom, 4)::json -> 'coordinates' -> 0)::text as ring
-from marts.dim_districts d, lateral st_dump(st_simplifypreservetopology(d.geom, 0.02)) p
+        sql=f"""select d.state, d.district, d.ring
+from marts.dash_district_outlines d
 where {scope("d", district=False)}""",
         columns=[("state", "STRING"), ("district", "STRING"), ("ring", "STRING")]),
     "money_trail": dict(
         description="Complaint money from victims' districts to cash-out districts (state, district = cash-out side).",
         sql=f"""select f.*, rank() over (partition by state, district order by amount_inr desc) as flow_rank
-from marts.v_money_trail_flows f
+from marts.dash_money_trail_flows f
 where {scope("f", bank="f.banks")}""",
         columns=[("victim_state", "STRING"), ("victim_district", "STRING"), ("state", "STRING"),
                  ("district", "STRING"), ("category", "STRING"), ("n_complaints", "INTEGER"),
@@ -82,30 +84,14 @@ where {scope("f", bank="f.banks")}""",
                  ("cashout_lon", "FLOAT"), ("flow_rank", "INTEGER")]),
     "district_daily": dict(
         description="Per IST day and district: complaints, withdrawals, and the 1-day forecast for it (issued, else backtest).",
-        sql="""with c as (select day, state, district, sum(n_complaints) as n_complaints,
-                  sum(amount_lost_inr) as amount_lost_inr
-           from marts.v_complaints_daily group by 1, 2, 3),
-     w as (select day, state, district, sum(n_withdrawals) as n_withdrawals
-           from marts.v_withdrawals_daily group by 1, 2, 3),
-     -- issued 1-day forecasts, and the backtest's for the days no issued forecast covers
-     f as (select forecast_date as day, state, district, sum(expected_withdrawals) as expected_withdrawals
-           from (select forecast_date, state, district, expected_withdrawals
-                 from marts.hotspot_forecast_history where horizon_days = 1
-                 union all
-                 select b.forecast_date, b.state, b.district, b.expected_withdrawals
-                 from marts.backtest_forecast b where b.horizon_days = 1
-                   and b.forecast_date not in (select forecast_date from marts.hotspot_forecast_history)) x
-           group by 1, 2, 3)
-select day, state, district, coalesce(n_complaints, 0) as n_complaints,
-       coalesce(amount_lost_inr, 0) as amount_lost_inr, coalesce(n_withdrawals, 0) as n_withdrawals,
-       expected_withdrawals
-from c full join w using (day, state, district) full join f using (day, state, district)""",
+        sql="""select day, state, district, n_complaints, amount_lost_inr, n_withdrawals, expected_withdrawals
+from marts.dash_district_daily""",
         columns=[("day", "DATE"), ("state", "STRING"), ("district", "STRING"), ("n_complaints", "INTEGER"),
                  ("amount_lost_inr", "FLOAT"), ("n_withdrawals", "INTEGER"), ("expected_withdrawals", "FLOAT")],
         dttm="day"),
     "complaints_daily": dict(
         description="Complaints per IST day, victim's district and category (no personal data).",
-        sql="select * from marts.v_complaints_daily",
+        sql="select * from marts.dash_complaints_daily",
         columns=[("day", "DATE"), ("state", "STRING"), ("district", "STRING"), ("category", "STRING"),
                  ("n_complaints", "INTEGER"), ("amount_lost_inr", "FLOAT")],
         dttm="day"),
@@ -128,7 +114,7 @@ group by e.forecast_date, e.horizon_days, e.h3_cell, f.risk_rank, f.state, f.dis
         description="Terminals in the cells of the latest forecast with channel and bank.",
         sql=f"""select t.h3_cell, t.state, t.district, t.terminal_id, t.channel, t.bank, t.n_withdrawals, t.amount_inr,
        t.last_withdrawal_at, f.forecast_date, f.horizon_days, f.risk_rank, {TIER} as risk_tier
-from marts.v_cell_terminals t
+from marts.dash_cell_terminals t
 join marts.hotspot_forecast f using (h3_cell)""",
         columns=[("h3_cell", "STRING"), ("state", "STRING"), ("district", "STRING"), ("terminal_id", "STRING"),
                  ("channel", "STRING"), ("bank", "STRING"), ("n_withdrawals", "INTEGER"), ("amount_inr", "FLOAT"),

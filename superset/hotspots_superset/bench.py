@@ -27,13 +27,6 @@ from browser import driver, login, open_dashboard  # noqa: E402
 
 DEFAULT_SLUGS = ("national-risk-map", "district-drilldown")
 
-RESOURCES_JS = """
-return performance.getEntriesByType('resource')
-  .filter(e => e.name.includes('/api/v1/chart/data') || e.name.includes('/explore_json'))
-  .map(e => ({url: e.name, ms: e.duration}));
-"""
-
-
 def _chart_names(base: str, user: str, password: str) -> dict[int, str]:
     s = requests.Session()
     r = s.post(f"{base}/api/v1/security/login", json={"username": user, "password": password, "provider": "db"},
@@ -44,10 +37,45 @@ def _chart_names(base: str, user: str, password: str) -> dict[int, str]:
     return {c["id"]: c["slice_name"] for c in res}
 
 
-def _slice_id(url: str) -> int | None:
-    q = urllib.parse.unquote(url)
+def _slice_id(text: str) -> int | None:
+    q = urllib.parse.unquote_plus(text or "")
     m = re.search(r'"slice_id":\s*(\d+)', q)
     return int(m.group(1)) if m else None
+
+
+def chart_requests(d, names: dict[int, str]) -> list[dict]:
+    """The chart-data requests (/api/v1/chart/data, /superset/explore_json/) in the browser's
+    performance log since it was last read: chart name, seconds from sending to the last byte,
+    seconds to the response headers (the server's time), bytes received (compressed)."""
+    reqs: dict[str, dict] = {}
+    for e in d.get_log("performance"):
+        m = json.loads(e["message"])["message"]
+        p = m.get("params", {})
+        rid = p.get("requestId")
+        if m["method"] == "Network.requestWillBeSent":
+            url = p["request"]["url"]
+            if "/api/v1/chart/data" not in url and "/explore_json" not in url:
+                continue
+            body = p["request"].get("postData")
+            if body is None and p["request"].get("hasPostData"):
+                try:
+                    body = d.execute_cdp_cmd("Network.getRequestPostData", {"requestId": rid})["postData"]
+                except Exception:  # noqa: BLE001 - gone already
+                    body = ""
+            sid = _slice_id(url) or _slice_id(body)
+            reqs[rid] = {"chart": names.get(sid, f"slice {sid}"), "path": urllib.parse.urlsplit(url).path,
+                         "t0": p["timestamp"]}
+        elif rid in reqs and m["method"] == "Network.responseReceived":
+            t = p["response"].get("timing") or {}
+            reqs[rid]["server_s"] = round((t.get("receiveHeadersEnd", 0) - t.get("sendEnd", 0)) / 1000, 3)
+            reqs[rid]["status"] = p["response"].get("status")
+        elif rid in reqs and m["method"] == "Network.loadingFinished":
+            reqs[rid]["seconds"] = round(p["timestamp"] - reqs[rid]["t0"], 3)
+            reqs[rid]["bytes"] = int(p.get("encodedDataLength", 0))
+    out = [dict(r, t0=None) for r in reqs.values() if "seconds" in r]
+    for r in out:
+        r.pop("t0")
+    return sorted(out, key=lambda r: -r["seconds"])
 
 
 def bench(base: str, user: str, password: str, slugs=DEFAULT_SLUGS, out: Path | None = None) -> dict:
@@ -58,26 +86,66 @@ def bench(base: str, user: str, password: str, slugs=DEFAULT_SLUGS, out: Path | 
     try:
         login(d, base, user, password)
         for slug in slugs:
-            d.execute_script("performance.clearResourceTimings()")
+            d.get_log("performance")  # drop what came before
             cold = open_dashboard(d, base, slug, out, f"bench-{slug}.png")
-            res = d.execute_script(RESOURCES_JS)
+            reqs = chart_requests(d, names)
             warm = open_dashboard(d, base, slug, out)
-            slowest = max(res, key=lambda r: r["ms"]) if res else None
+            warm_reqs = chart_requests(d, names)
+            load = os.getloadavg()
+            slowest = reqs[0] if reqs else None
             figures[slug] = {
                 "cold_s": cold["ready_s"], "warm_s": warm["ready_s"], "errors": cold["charts"]["errors"],
-                "requests": len(res),
+                "requests": len(reqs), "bytes": sum(r.get("bytes", 0) for r in reqs),
                 "slowest_query": None if slowest is None else {
-                    "chart": names.get(_slice_id(slowest["url"]),
-                                       urllib.parse.urlsplit(slowest["url"]).path + " (form data in the body)"),
-                    "seconds": round(slowest["ms"] / 1000, 2)}}
+                    "chart": slowest["chart"], "seconds": slowest["seconds"], "server_s": slowest.get("server_s")},
+                "chart_requests": reqs, "warm_chart_requests": warm_reqs,
+                "loadavg": [round(x, 2) for x in load]}
             f = figures[slug]
-            print(f"bench: dashboard {slug}: rendered in {f['cold_s']:.1f} s (cold cache), {f['warm_s']:.1f} s "
-                  f"(warm), {f['requests']} chart requests, slowest "
-                  + (f"'{f['slowest_query']['chart']}' {f['slowest_query']['seconds']:.2f} s" if slowest else "n/a")
-                  + (f"; ERRORS {f['errors']}" if f["errors"] else ""))
+            print(f"bench: dashboard {slug}: rendered in {_s(f['cold_s'])} (cold cache), {_s(f['warm_s'])} (warm), "
+                  f"{f['requests']} chart requests, {f['bytes'] / 1e3:.0f} kB, slowest "
+                  + (f"'{slowest['chart']}' {slowest['seconds']:.2f} s (server {slowest.get('server_s')} s)"
+                     if slowest else "n/a")
+                  + f"; load average {load[0]:.2f}" + (f"; ERRORS {f['errors']}" if f["errors"] else ""))
+            for r in reqs:
+                print(f"bench:   {r['chart'][:40]:40s} {r['seconds']:6.2f} s  server {r.get('server_s', 0):6.2f} s  "
+                      f"{r.get('bytes', 0) / 1e3:7.0f} kB  {r['path']}")
     finally:
         d.quit()
     return figures
+
+
+def dataset_costs(warehouse: str, assets: Path = HERE.parent / "assets", user: str = "admin",
+                  only: list[str] | None = None) -> list[dict]:
+    """Every dataset's SQL (as the dashboards run it, for `user`) under EXPLAIN ANALYZE in the
+    warehouse: execution time and rows, slowest first."""
+    import psycopg2
+    import yaml
+
+    out = []
+    conn = psycopg2.connect(dbname=warehouse)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("set statement_timeout = '300s'")
+            for p in sorted((assets / "datasets").rglob("*.yaml")):
+                doc = yaml.safe_load(p.read_text())
+                if only and doc["table_name"] not in only:
+                    continue
+                sql = doc["sql"].replace("{{ current_username() }}", user)
+                try:
+                    cur.execute(f"explain (analyze, format json) select * from ({sql}) t")
+                    plan = cur.fetchone()[0][0]
+                    out.append({"dataset": doc["table_name"], "ms": round(plan["Execution Time"], 1),
+                                "rows": plan["Plan"]["Actual Rows"]})
+                except psycopg2.Error as e:
+                    out.append({"dataset": doc["table_name"], "ms": None, "error": str(e).splitlines()[0]})
+    finally:
+        conn.close()
+    return sorted(out, key=lambda r: -(r["ms"] if r["ms"] is not None else 1e9))
+
+
+def _s(v) -> str:
+    return "n/a (not ready)" if v is None else f"{v:.1f} s"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,11 +154,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base", default=f"http://127.0.0.1:{os.environ.get('SUPERSET_PORT', '8088')}")
     p.add_argument("--user", default=os.environ.get("SUPERSET_ADMIN_USER", "admin"))
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.add_argument("--explain", action="store_true",
+                   help="also time every dataset's SQL with EXPLAIN ANALYZE in WAREHOUSE (the slowest named)")
+    p.add_argument("--assets", type=Path, default=HERE.parent / "assets", help="the export tree (for --explain)")
+    p.add_argument("--datasets", default="", help="comma-separated datasets for --explain (default: all)")
+    p.add_argument("--only-explain", action="store_true", help="--explain without the browser")
     a = p.parse_args(argv)
     local = Path(os.environ.get("SUPERSET_LOCAL", Path(__file__).resolve().parents[2] / ".local" / "superset"))
-    password = os.environ.get("SUPERSET_ADMIN_PASSWORD") or (local / "passwords" / a.user).read_text().strip()
+    password = None if a.only_explain else (
+        os.environ.get("SUPERSET_ADMIN_PASSWORD") or (local / "passwords" / a.user).read_text().strip())
     t0 = time.perf_counter()
-    figures = bench(a.base, a.user, password, a.slugs, local / "bench")
+    a.explain = a.explain or a.only_explain
+    figures = {} if a.only_explain else bench(a.base, a.user, password, a.slugs, local / "bench")
+    if a.explain:
+        costs = dataset_costs(os.environ.get("WAREHOUSE", "hotspots"), a.assets,
+                              only=a.datasets.split(",") if a.datasets else None)
+        figures["dataset_costs"] = costs
+        for c in costs:
+            print(f"bench: dataset {c['dataset']:22s} " + (f"{c['ms'] / 1000:8.2f} s  {c['rows']:>9} rows"
+                                                           if c["ms"] is not None else c["error"]))
+        print(f"bench: slowest dataset query (EXPLAIN ANALYZE, as admin): {costs[0]['dataset']}")
     if a.json:
         a.json.write_text(json.dumps(figures, indent=1))
     print(f"bench: dashboards measured in {time.perf_counter() - t0:.0f} s")

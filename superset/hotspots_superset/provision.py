@@ -111,10 +111,29 @@ def prepare_warehouse(warehouse: str, cfg: dict | None = None) -> None:
             cur.execute(f"grant select on all tables in schema {schema} to {role}")
             # dbt and the scoring step recreate tables: grant on whatever the owner creates later.
             cur.execute(f"alter default privileges for role {owner} in schema {schema} grant select on tables to {role}")
+    refresh_tables(conn)
+    with conn, conn.cursor() as cur:
+        cur.execute(f"grant select on all tables in schema marts to {role}")
     if cfg is not None:
         _write_scopes(conn, cfg)
     _copy_registry(conn, warehouse)
     conn.close()
+
+
+def refresh_tables(conn, log=print) -> None:
+    """The dashboards' precomputed tables (views.sql: marts.refresh_dashboard_tables, the outlines
+    when the gazetteer changed); the refresh_dashboards DAG does the same after every scoring run."""
+    import time
+
+    t0 = time.perf_counter()
+    with conn, conn.cursor() as cur:
+        cur.execute("select * from marts.refresh_dashboard_tables()")
+        rows = cur.fetchall()
+        cur.execute("select marts.refresh_dashboard_outlines()")
+        outlines = cur.fetchone()[0]
+    log(f"superset: dashboard tables refreshed in {time.perf_counter() - t0:.1f} s: "
+        + ", ".join(f"{n} {r if r is not None else 'skipped'} rows {s} s" for n, r, s in rows)
+        + (f"; outlines rebuilt ({outlines} district polygons)" if outlines else ""))
 
 
 def _write_scopes(conn, cfg: dict) -> None:

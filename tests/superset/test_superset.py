@@ -283,3 +283,33 @@ def test_every_dashboard_renders_without_chart_errors(superset_stack):
     for d in res["dashboards"]:
         assert d["charts"]["holders"] >= 3 and not d["charts"]["errors"], d
         assert (ARTIFACTS / f"admin-{d['slug']}.png").exists()
+
+
+def test_dashboard_tables_hold_what_the_views_compute(superset_stack):
+    """The charts read precomputed tables (marts.dash_*, views.sql): after provisioning they hold
+    exactly what the views over raw rows compute, and the outlines cover the districts."""
+    wh = superset_stack["warehouse"]
+
+    def differ(a: str, b: str) -> int:
+        return q(wh, f"select count(*) from (({a} except all {b}) union all ({b} except all {a})) x")[0][0]
+
+    flows = "victim_state, victim_district, state, district, category, n_complaints, n_accounts, amount_inr"
+    assert differ(f"select {flows} from marts.dash_money_trail_flows", f"select {flows} from marts.v_money_trail_flows") == 0
+    assert differ("select * from marts.dash_complaints_daily", "select * from marts.v_complaints_daily") == 0
+    terms = "h3_cell, state, district, terminal_id, channel, bank, n_withdrawals, last_withdrawal_at"
+    assert differ(f"select {terms} from marts.dash_cell_terminals", f"select {terms} from marts.v_cell_terminals") == 0
+    assert differ("select h3_cell, banks from marts.dash_cell_banks",
+                  "select h3_cell, array_agg(bank order by bank) from marts.v_cell_banks group by 1") == 0
+    n_flows = q(wh, "select count(*) from marts.v_money_trail_flows")[0][0]
+    assert n_flows > 0
+    # the daily series: complaints and withdrawals per district and day as in raw
+    assert differ("select day, state, district, n_complaints from marts.dash_district_daily where n_complaints > 0",
+                  """select day, state, district, sum(n_complaints) from marts.v_complaints_daily
+                     group by 1, 2, 3""") == 0
+    covered, districts = q(wh, """select (select count(distinct (state, district)) from marts.dash_district_outlines),
+                                         (select count(*) from marts.dim_districts)""")[0]
+    assert covered >= 0.95 * districts, (covered, districts)
+    # a refresh swaps new tables in and leaves no build tables behind
+    q(wh, "select * from marts.refresh_dashboard_tables()")
+    assert q(wh, "select count(*) from pg_tables where schemaname = 'marts' and tablename like 'dash%%__new'")[0][0] == 0
+    assert q(wh, "select count(*) from marts.dash_money_trail_flows")[0][0] == n_flows

@@ -1,0 +1,55 @@
+"""The dashboards' precomputed tables after every scoring run (Asset hotspot_forecast).
+
+Superset's charts read small indexed tables in marts (dash_*: banks per cell, money-trail flows,
+daily series per district, terminals per cell, outlines) instead of aggregating raw rows per
+request; marts.refresh_dashboard_tables() (superset/views.sql, created by Superset's provisioning)
+rebuilds them in one transaction. Skipped when Superset was never provisioned on the warehouse.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from airflow.sdk import Param, dag, task
+
+from hotspots.alerts.failure import notify_failure
+from hotspots.assets import HOTSPOT_FORECAST
+
+
+@dag(
+    dag_id="refresh_dashboards",
+    schedule=[HOTSPOT_FORECAST],
+    catchup=False,
+    max_active_runs=1,
+    tags=["dashboards"],
+    doc_md=__doc__,
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=30), "on_failure_callback": notify_failure},
+    params={"warehouse": Param(os.environ.get("WAREHOUSE", "hotspots"), type="string",
+                               description="warehouse database")},
+)
+def refresh_dashboards():
+    @task(execution_timeout=timedelta(minutes=30))
+    def refresh(params=None) -> dict:
+        from hotspots import db
+
+        conn = db.connect(params["warehouse"])
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute("select to_regprocedure('marts.refresh_dashboard_tables()') is not null")
+                if not cur.fetchone()[0]:
+                    print("refresh_dashboards: Superset not provisioned on this warehouse, nothing to refresh")
+                    return {}
+                cur.execute("select * from marts.refresh_dashboard_tables()")
+                rows = cur.fetchall()
+                cur.execute("select marts.refresh_dashboard_outlines()")
+        finally:
+            conn.close()
+        for name, n, secs in rows:
+            print(f"refresh_dashboards: marts.{name}: {n} rows in {secs} s")
+        return {name: n for name, n, _ in rows}
+
+    refresh()
+
+
+refresh_dashboards()
