@@ -4,11 +4,14 @@ receiver, with the maps; prints messages per second and the share of time spent
 rendering maps. Recipients are generated: per district with forecast cells two mailboxes and
 a control-room webhook; per state and for the national desk a mailbox and a webhook; a
 webhook liaison per bank. The warehouse's alerts
-schema is emptied first (a bench warehouse only).
+schema is emptied first (a bench warehouse only). The SMTP server keeps what it accepts in a
+Maildir (its path is printed) so that a delivered email can be read afterwards. The load
+average is printed with the figures: on a shared machine they mean little without it.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -107,9 +110,11 @@ def bench_alerts(warehouse: str = "bench", log=print) -> dict:
     from hotspots.alerts.deliver import Dispatcher
 
     folder = Path(tempfile.mkdtemp(prefix="hotspots-alerts-bench-"))
+    maildir = folder / "mail"
     smtp_port = _free_port()
-    smtp = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink",
-                             "-l", f"127.0.0.1:{smtp_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    smtp = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{smtp_port}",
+                             "-c", "aiosmtpd.handlers.Mailbox", str(maildir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     http = _Receiver()
     try:
         for _ in range(100):
@@ -126,6 +131,8 @@ def bench_alerts(warehouse: str = "bench", log=print) -> dict:
         recipients = config.load_recipients(rpath, warehouse)
         rules = config.load_rules()
         rules.daily_cap = 10_000
+        load_before = os.getloadavg()
+        cpu0 = time.process_time()
         t0 = time.perf_counter()
         decided = decide_mod.decide(conn, recipients, rules, now=datetime.now(timezone.utc), run_id="bench",
                                     warehouse=warehouse, log=log)
@@ -134,6 +141,8 @@ def bench_alerts(warehouse: str = "bench", log=print) -> dict:
         d = Dispatcher(warehouse, recipients, rules, log=log)
         stats = d.run(wait=True, max_wait_s=120)
         total_s = time.perf_counter() - t0
+        cpu_s = time.process_time() - cpu0
+        load_after = os.getloadavg()
         conn = db.connect(warehouse)
         with conn, conn.cursor() as cur:
             cur.execute("select channel_kind, status, count(*) from alerts.messages group by 1, 2 order by 1, 2")
@@ -149,13 +158,18 @@ def bench_alerts(warehouse: str = "bench", log=print) -> dict:
                "map_wall_s": stats.get("map_wall_seconds", 0.0),
                "map_share": round(stats.get("map_wall_seconds", 0.0) / total_s, 3) if total_s else None,
                "webhooks_received": http.count, "by_channel_status": [list(x) for x in by],
-               "deliver_s": stats.get("seconds")}
+               "deliver_s": stats.get("seconds"), "cpu_s": round(cpu_s, 2),
+               "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in load_after],
+               "cpus": os.cpu_count(), "maildir": str(maildir),
+               "emails_kept": sum(1 for _ in (maildir / "new").iterdir()) if (maildir / "new").exists() else 0}
         log(f"bench alerts: {out['sent']} of {out['messages']} messages sent to {n_recipients} recipients "
             f"({out['alerts']} alerts, {out['digest_lines']} digest lines) in {out['total_s']} s "
             f"(decide {out['decide_s']} s): {out['messages_per_s']} messages/s (target: 1,000+ in < 30 s); "
             f"{out['maps']} maps rendered once per cell ({out['map_render_s']} s of rendering in "
             f"{out['map_wall_s']} s on the clock) = {100 * (out['map_share'] or 0):.0f} % of the time; "
-            f"{http.count} webhooks received")
+            f"{http.count} webhooks received, {out['emails_kept']} emails kept in {maildir}; "
+            f"this process used {out['cpu_s']} s of CPU; load average {load_before[0]:.2f} before, "
+            f"{load_after[0]:.2f} after (1 min; {os.cpu_count()} CPUs)")
         return out
     finally:
         http.stop()

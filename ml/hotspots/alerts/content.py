@@ -41,8 +41,9 @@ def cell_link(rules: Rules, cell: str, dashboard: str = "district-drilldown") ->
     return f"{rules.superset_base_url}/superset/dashboard/{dashboard}/?h3_cell={quote(cell)}"
 
 
-def load_context(cur, alerts: list[dict], rules: Rules) -> dict:
-    """Everything the templates need about the cells of these alerts, read in bulk."""
+def load_context(cur, alerts: list[dict], rules: Rules, trail: dict | None = None) -> dict:
+    """Everything the templates need about the cells of these alerts, read in bulk. ``trail``:
+    the money trail per cell when the caller has read it (``decide.money_trail``)."""
     cells = sorted({a["h3_cell"] for a in alerts})
     dates = sorted({pd.Timestamp(a["forecast_date"]).date() for a in alerts})
     ctx: dict = {"explanations": defaultdict(list), "post_office": {}, "terminals": defaultdict(list),
@@ -73,13 +74,12 @@ def load_context(cur, alerts: list[dict], rules: Rules) -> dict:
         if len(ctx["terminals"][cell]) < TERMINALS_SHOWN:
             ctx["terminals"][cell].append({"terminal_id": terminal, "channel": channel, "inside": bool(inside),
                                            "withdrawals": int(n), "last_at": last_at})
-    cur.execute("""select w.h3_cell, left(t.to_ifsc, 4) as bank, count(distinct t.to_account) as accounts,
-                          sum(t.amount_inr) as amount
-                   from (select distinct account, h3_cell from raw.withdrawals where h3_cell = any(%s)) w
-                   join raw.transactions t on t.to_account = w.account
-                   group by 1, 2 order by 1, 3 desc, 2""", (cells,))
-    for cell, bank, accounts, amount in cur.fetchall():
-        ctx["banks"][cell].append({"bank": bank, "accounts": int(accounts), "amount": float(amount or 0)})
+    if trail is None or any(c not in trail for c in cells):
+        from hotspots.alerts.decide import money_trail
+
+        trail = money_trail(cur, cells)
+    for cell in cells:
+        ctx["banks"][cell] = list(trail.get(cell, []))
     return ctx
 
 

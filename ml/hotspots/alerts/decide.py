@@ -97,19 +97,31 @@ def load_forecast(cur, rules: Rules) -> pd.DataFrame:
     return pd.DataFrame(cur.fetchall(), columns=cols)
 
 
-def cell_banks(cur, cells: list[str]) -> dict[str, list[str]]:
-    """Banks (4-letter IFSC prefix of the receiving branch) whose mule accounts cashed out in
-    each cell: accounts that withdrew there and received complaint money (the money trail)."""
+def money_trail(cur, cells: list[str]) -> dict[str, list[dict]]:
+    """Per cell (every cell asked for), the banks (4-letter IFSC prefix of the receiving branch)
+    whose mule accounts cashed out there: accounts that withdrew in the cell and received complaint money (the
+    money trail), with the number of such accounts and the money they received, most
+    accounts first. The transactions are summed per account before the join (an account
+    that withdrew in several cells would otherwise repeat all its transactions per cell)."""
     if not cells:
         return {}
-    cur.execute("""select w.h3_cell, left(t.to_ifsc, 4) as bank
-                   from (select distinct account, h3_cell from raw.withdrawals where h3_cell = any(%s)) w
-                   join raw.transactions t on t.to_account = w.account
-                   group by 1, 2 order by 1, 2""", (cells,))
-    out: dict[str, list[str]] = defaultdict(list)
-    for cell, bank in cur.fetchall():
-        out[cell].append(bank)
+    cur.execute("""with w as (select distinct account, h3_cell from raw.withdrawals where h3_cell = any(%s)),
+                        t as (select to_account, left(to_ifsc, 4) as bank, sum(amount_inr) as amount
+                              from raw.transactions where to_account in (select account from w)
+                              group by 1, 2)
+                   select w.h3_cell, t.bank, count(distinct t.to_account) as accounts, sum(t.amount) as amount
+                   from w join t on t.to_account = w.account
+                   group by 1, 2 order by 1, 3 desc, 2""", (cells,))
+    out: dict[str, list[dict]] = {c: [] for c in cells}  # every cell asked for, with or without banks
+    for cell, bank, accounts, amount in cur.fetchall():
+        out[cell].append({"bank": bank, "accounts": int(accounts), "amount": float(amount or 0)})
     return out
+
+
+def cell_banks(cur, cells: list[str], trail: dict | None = None) -> dict[str, list[str]]:
+    """Banks whose mule accounts cashed out in each cell (see :func:`money_trail`), by name."""
+    trail = trail if trail is not None else money_trail(cur, cells)
+    return {cell: sorted(b["bank"] for b in banks) for cell, banks in trail.items()}
 
 
 def _history(cur, now: datetime, rules: Rules):
@@ -208,6 +220,9 @@ def decide(conn, recipients: Recipients, rules: Rules, now: datetime | None = No
               "repeats_skipped": 0, "acknowledged_skipped": 0, "messages": 0}
     with conn.cursor() as cur:
         cur.execute("select pg_advisory_xact_lock(hashtext('hotspots.alerts.decide'))")
+        # The money trail's plan looks expensive enough for JIT compilation, which then costs
+        # more (about a second) than the query; nothing here gains from it.
+        cur.execute("set local jit = off")
         fc = load_forecast(cur, rules)
         if fc.empty:
             conn.commit()
@@ -215,7 +230,8 @@ def decide(conn, recipients: Recipients, rules: Rules, now: datetime | None = No
             return counts
         fc = assign_tiers(fc, rules)
         tiered = fc[fc["tier"].notna()].sort_values(["horizon_days", "risk_rank"])
-        banks = cell_banks(cur, sorted(tiered["h3_cell"].unique().tolist()))
+        trail = money_trail(cur, sorted(tiered["h3_cell"].unique().tolist()))
+        banks = cell_banks(cur, [], trail)
         alerted, acked_police, acked_rec = _history(cur, now, rules)
         _sync_config_silences(cur, rules)
         silences = _silences(cur, now)
@@ -308,7 +324,7 @@ def decide(conn, recipients: Recipients, rules: Rules, now: datetime | None = No
             if a["status"] != "silenced":
                 groups[(a["recipient"], a["kind"])].append(a)
         if groups:
-            ctx = content.load_context(cur, [a for g in groups.values() for a in g], rules)
+            ctx = content.load_context(cur, [a for g in groups.values() for a in g], rules, trail=trail)
             out = _Outbox()
             for (rec_name, kind), items in sorted(groups.items()):
                 counts["messages"] += _outbox(out, by_rec[rec_name], kind, items, ctx, rules, run_id, now)

@@ -34,18 +34,70 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-_CLAIM = """
-update alerts.messages m set status = 'sending', claimed_by = %(me)s,
-       lease_until = now() + make_interval(secs => %(lease)s), attempts = m.attempts + 1
-where m.message_id = (
-    select message_id from alerts.messages
-    where (status in ('pending', 'failed') and next_attempt_at <= now())
-       or (status = 'sending' and (lease_until < now() or claimed_by = any(%(dead)s)))
-    order by created_at, message_id
-    limit 1 for update skip locked)
+# Prepared once per worker connection (planning the status aggregate cost more than running
+# it): the claim of the next due message (a due one, else one whose worker died or whose
+# lease ran out), and the four statements that record an attempt's result.
+_PREPARE = """
+prepare hotspots_claim (text, float8, text[]) as
+update alerts.messages m set status = 'sending', claimed_by = $1,
+       lease_until = now() + make_interval(secs => $2), attempts = m.attempts + 1
+where m.message_id = coalesce(
+    (select message_id from alerts.messages
+     where status in ('pending', 'failed') and next_attempt_at <= now()
+     order by created_at, message_id limit 1 for update skip locked),
+    (select message_id from alerts.messages
+     where status = 'sending' and (lease_until < now() or claimed_by = any($3))
+     order by created_at, message_id limit 1 for update skip locked))
 returning m.message_id, m.recipient, m.channel, m.channel_kind, m.kind, m.subject, m.body_text, m.body_html,
-          m.payload, m.map_cells, m.forecast_date, m.attempts
+          m.payload, m.map_cells, m.forecast_date, m.attempts;
+prepare hotspots_result (text, text, boolean, float8, text) as
+update alerts.messages set status = $1, last_error = $2, claimed_by = null, lease_until = null,
+       sent_at = case when $3 then now() else sent_at end,
+       next_attempt_at = now() + make_interval(secs => $4)
+where message_id = $5;
+prepare hotspots_attempts (integer, boolean, text, text, text) as
+insert into alerts.attempts (alert_id, attempt_no, attempted_at, ok, error, channel, message_id)
+select alert_id, $1, now(), $2, $3, $4, $5 from alerts.message_alerts where message_id = $5
+on conflict (alert_id, channel, attempt_no) do update
+set attempted_at = excluded.attempted_at, ok = excluded.ok, error = excluded.error;
+prepare hotspots_lock_alerts (text) as
+select 1 from alerts.alerts where alert_id in (select alert_id from alerts.message_alerts where message_id = $1)
+order by alert_id for update;
+prepare hotspots_alert_status (text) as
+update alerts.alerts a set status = s.status, attempts = s.attempts, last_error = s.last_error, sent_at = s.sent_at
+from (select ma.alert_id,
+             case when bool_and(m.status = 'sent') then 'sent'
+                  when bool_and(m.status in ('sent', 'dead_letter')) then 'dead_letter'
+                  when bool_or(m.status in ('failed', 'dead_letter')) then 'failed'
+                  else 'pending' end as status,
+             max(m.attempts) as attempts,
+             (array_agg(m.channel || ': ' || m.last_error order by m.status = 'dead_letter' desc)
+                filter (where m.last_error is not null))[1] as last_error,
+             min(m.sent_at) as sent_at
+      from alerts.message_alerts ma join alerts.messages m using (message_id)
+      where ma.alert_id in (select alert_id from alerts.message_alerts where message_id = $1)
+      group by 1) s
+where a.alert_id = s.alert_id and a.status <> 'silenced'
 """
+_CLAIM = "execute hotspots_claim (%(me)s, %(lease)s, %(dead)s::text[])"
+# The result of an attempt: the message, the attempt rows of its alerts, then the alerts' own
+# status (sent when every channel delivered, dead_letter when one gave up and the others are
+# done, failed while retries remain, else pending). The alerts' rows are locked first, so
+# that the aggregate (a statement of its own, so a snapshot of its own) sees the other
+# channels' results committed by workers that held the lock before.
+_RECORD = """
+execute hotspots_result (%(status)s, %(error)s, %(ok)s, %(backoff)s, %(mid)s);
+execute hotspots_attempts (%(attempt)s, %(ok)s, %(error)s, %(channel)s, %(mid)s);
+execute hotspots_lock_alerts (%(mid)s);
+execute hotspots_alert_status (%(mid)s)
+"""
+
+
+def prepare(conn) -> None:
+    """Prepares the claim and the result statements on a worker's connection."""
+    with conn.cursor() as cur:
+        cur.execute(_PREPARE)
+    conn.commit()
 
 
 def _dead_workers(cur) -> list[str]:
@@ -63,40 +115,6 @@ def _dead_workers(cur) -> list[str]:
             except PermissionError:
                 pass
     return dead
-
-
-_RECORD = """
-update alerts.messages set status = %(status)s, last_error = %(error)s, claimed_by = null, lease_until = null,
-       sent_at = case when %(ok)s then now() else sent_at end,
-       next_attempt_at = now() + make_interval(secs => %(backoff)s)
-where message_id = %(mid)s;
-insert into alerts.attempts (alert_id, attempt_no, attempted_at, ok, error, channel, message_id)
-select alert_id, %(attempt)s, now(), %(ok)s, %(error)s, %(channel)s, %(mid)s
-from alerts.message_alerts where message_id = %(mid)s
-on conflict (alert_id, channel, attempt_no) do update
-set attempted_at = excluded.attempted_at, ok = excluded.ok, error = excluded.error;
--- The alert's own status: sent when every channel delivered, dead_letter when one gave up
--- (the others done), failed while retries remain, else pending. The alerts' rows are locked
--- first, so that the aggregate below (a new snapshot: each statement has its own) sees the
--- other channels' results committed by workers that held the lock before.
-select 1 from alerts.alerts where alert_id in
-    (select alert_id from alerts.message_alerts where message_id = %(mid)s)
-order by alert_id for update;
-update alerts.alerts a set status = s.status, attempts = s.attempts, last_error = s.last_error, sent_at = s.sent_at
-from (select ma.alert_id,
-             case when bool_and(m.status = 'sent') then 'sent'
-                  when bool_and(m.status in ('sent', 'dead_letter')) then 'dead_letter'
-                  when bool_or(m.status in ('failed', 'dead_letter')) then 'failed'
-                  else 'pending' end as status,
-             max(m.attempts) as attempts,
-             (array_agg(m.channel || ': ' || m.last_error order by m.status = 'dead_letter' desc)
-                filter (where m.last_error is not null))[1] as last_error,
-             min(m.sent_at) as sent_at
-      from alerts.message_alerts ma join alerts.messages m using (message_id)
-      where ma.alert_id in (select alert_id from alerts.message_alerts where message_id = %(mid)s)
-      group by 1) s
-where a.alert_id = s.alert_id and a.status <> 'silenced'
-"""
 
 
 def _record(cur, message_id: str, channel: str, attempt: int, ok: bool, error: str | None, status: str,
@@ -277,6 +295,7 @@ class Dispatcher:
         conn = db.connect(self.warehouse)
         conn.autocommit = True
         try:
+            prepare(conn)
             while self._one(conn):
                 pass
         finally:
@@ -300,7 +319,7 @@ class Dispatcher:
         t0 = time.perf_counter()
         conn = db.connect(self.warehouse)
         try:
-            # Once per cell, before the sends, in a process per core.
+            # Once per (cell, forecast date), before the sends: a few milliseconds a map.
             t_maps = time.perf_counter()
             self.stats["map_seconds"] += maps.prerender(conn, self.warehouse)
             self.stats["map_wall_seconds"] = round(time.perf_counter() - t_maps, 2)

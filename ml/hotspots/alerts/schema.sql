@@ -83,6 +83,9 @@ create table if not exists alerts.messages (
     sent_at         timestamptz
 );
 create index if not exists messages_due on alerts.messages (status, next_attempt_at);
+-- What a dispatcher claims next, in order, without reading the messages already sent.
+create index if not exists messages_claimable on alerts.messages (created_at, message_id)
+    where status in ('pending', 'failed');
 create table if not exists alerts.message_alerts (
     message_id text not null references alerts.messages on delete cascade,
     alert_id   text not null references alerts.alerts on delete cascade,
