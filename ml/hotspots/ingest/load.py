@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import psycopg2
 
@@ -188,6 +189,8 @@ def _copy(cur, table: str, df: pd.DataFrame, columns: list[str], not_null: tuple
     for c in columns:
         if out[c].dtype == object and len(out) and isinstance(out[c].iloc[0], list):
             out[c] = out[c].map(lambda flags: "{" + ",".join(flags) + "}")
+        elif isinstance(out[c].dtype, pd.DatetimeTZDtype):
+            out[c] = _iso_utc(out[c])
     buf = io.StringIO()
     # CRLF records: the csv writer then quotes every field holding a \r or a \n (with "\n" alone a
     # bare \r inside a field went unquoted and ended COPY's line early).
@@ -195,6 +198,15 @@ def _copy(cur, table: str, df: pd.DataFrame, columns: list[str], not_null: tuple
     buf.seek(0)
     force = f", force_not_null ({', '.join(not_null)})" if not_null else ""
     cur.copy_expert(f"copy {table} ({', '.join(columns)}) from stdin with (format csv{force})", buf)
+
+
+def _iso_utc(ts: pd.Series) -> pd.Series:
+    """Aware timestamps as the text to_csv's date_format wrote ("%Y-%m-%dT%H:%M:%S%z", whole
+    seconds, in UTC), formatted by numpy in one pass instead of strftime per value; NaT as missing."""
+    values = ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[s]")
+    text = np.char.add(np.datetime_as_string(values, unit="s"), "+0000").astype(object)
+    text[np.isnat(values)] = None
+    return pd.Series(text, index=ts.index, dtype=object)
 
 
 RAW_COLUMNS = {
@@ -225,36 +237,35 @@ def _upsert(cur, entity: str, rows: pd.DataFrame, extract_date: date, file_name:
     _copy(cur, "incoming", rows, cols)
     key = ", ".join(contract.TABLE_KEYS[entity])
     kept = (*contract.TABLE_KEYS[entity], "first_extract_date")
-    updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in kept)
     changed = " or ".join(f"t.{c} is distinct from excluded.{c}" for c in cols if c not in kept)
     order = "updated_at desc, source_line desc" if entity == "complaints" else "source_line desc"
+    # One statement per table: the incoming version replaces the stored one when it wins and
+    # differs, and first_extract_date moves back when an earlier extract arrives late (the key's
+    # first arrival is what features may use). Both decided on the conflicting row, found
+    # through the primary key: no pass over the stored history.
     cur.execute(f"""
         insert into raw.{entity} as t ({', '.join(cols)})
         select distinct on ({key}) {', '.join(cols)} from incoming order by {key}, {order}
-        on conflict ({key}) do update set {updates}
-        where {_WINS[entity]} and ({changed})
+        on conflict ({key}) do update set {_replace_if(cols, kept, f"{_WINS[entity]} and ({changed})")}
+        where ({_WINS[entity]} and ({changed})) or excluded.first_extract_date < t.first_extract_date
     """)
-    _keep_first_arrival(cur, f"raw.{entity}", contract.TABLE_KEYS[entity])
     if entity == "complaints":
         vcols = ", ".join(cols)
+        vkept = ("ack_no", "updated_at", "first_extract_date")
         cur.execute(f"""
             insert into raw.complaint_versions as t ({vcols}) select {vcols} from incoming
             on conflict (ack_no, updated_at) do update set
-              {', '.join(f'{c} = excluded.{c}' for c in cols if c not in ('ack_no', 'updated_at', 'first_extract_date'))}
-            where excluded.extract_date >= t.extract_date
+              {_replace_if(cols, vkept, "excluded.extract_date >= t.extract_date")}
+            where excluded.extract_date >= t.extract_date or excluded.first_extract_date < t.first_extract_date
         """)
-        _keep_first_arrival(cur, "raw.complaint_versions", ("ack_no", "updated_at"))
     cur.execute("drop table incoming")
 
 
-def _keep_first_arrival(cur, table: str, key: tuple[str, ...]) -> None:
-    """When a key first arrived is what features may use: an earlier extract loaded late moves it back."""
-    cols = ", ".join(key)
-    match = " and ".join(f"t.{k} = i.{k}" for k in key)
-    cur.execute(f"""update {table} t set first_extract_date = i.first_extract_date
-                    from (select {cols}, min(first_extract_date) as first_extract_date from incoming
-                          group by {cols}) i
-                    where {match} and i.first_extract_date < t.first_extract_date""")
+def _replace_if(cols: list[str], kept: tuple[str, ...], wins: str) -> str:
+    """SET list of an upsert: every column but `kept` takes the incoming value where `wins`, and
+    first_extract_date the earlier of the two."""
+    sets = [f"{c} = case when {wins} then excluded.{c} else t.{c} end" for c in cols if c not in kept]
+    return ", ".join([*sets, "first_extract_date = least(t.first_extract_date, excluded.first_extract_date)"])
 
 
 # ---------------------------------------------------------------- one delivery

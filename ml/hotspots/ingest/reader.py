@@ -104,6 +104,9 @@ def read_file(entity: str, path: Path, field_size_limit: int = 65536) -> RawFile
     width = len(header)
 
     out = RawFile(entity, path.name, header, [], [], [], [], 0, [h for h in header if h not in wanted])
+    # A record's fields are made of its lines' characters: when those (or the whole file) hold
+    # no undecodable byte and no NUL, neither does any field, and the per-field checks are skipped.
+    dirty = unstorable(text)
     while True:
         start = pos + 1
         try:
@@ -121,11 +124,13 @@ def read_file(entity: str, path: Path, field_size_limit: int = 65536) -> RawFile
             out.rejects.append(Reject(start, contract.Q_MALFORMED_ROW, _printable(raw),
                                       {"fields": len(rec), "expected": width}))
             continue
-        if _has_surrogates(rec):
+        if not dirty or not unstorable(raw):
+            pass
+        elif _has_surrogates(rec):
             bad = [header[i] for i, v in enumerate(rec) if _has_surrogates([v])]
             out.rejects.append(Reject(start, contract.Q_INVALID_ENCODING, _printable(raw), {"columns": bad}))
             continue
-        if any(unstorable(v) for v in rec):
+        elif any(unstorable(v) for v in rec):
             bad = [header[i] for i, v in enumerate(rec) if unstorable(v)]
             out.rejects.append(Reject(start, contract.Q_UNSTORABLE_BYTES, _printable(raw), {"columns": bad}))
             continue
