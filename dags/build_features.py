@@ -4,7 +4,9 @@ register_cells (H3 geometry, parents, neighbours: no H3 in PostgreSQL here) ->
 dbt_features (the daily path: fct_cell_daily_features and everything it reads, one task
 per model, then their tests and unit tests) -> publish (emits the cell_features Asset:
 forecasting can start) -> dbt_marts (targets, cells, districts, money trail, then every
-remaining test, relationships across both groups included). Triggered by raw_extracts.
+remaining test, relationships across both groups included). Triggered by raw_extracts,
+for the warehouse its events name (resolve_warehouse; hotspots.orchestration), or the
+warehouse param on a manual run.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from airflow.sdk import Param, dag, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
 
+from hotspots import orchestration
 from hotspots.alerts.failure import notify_failure
 from hotspots.assets import CELL_FEATURES, RAW_EXTRACTS
 
@@ -36,12 +39,14 @@ DBT_DIR = Path(os.environ.get("HOTSPOTS_ROOT", Path(__file__).resolve().parents[
                                description="warehouse database")},
 )
 def build_features():
+    warehouse = orchestration.warehouse_tasks("build_features")["warehouse"]
+
     @task
-    def register_cells(params=None) -> int:
+    def register_cells(warehouse: str) -> int:
         from hotspots import db
         from hotspots.geo.cells import register_cells as register
 
-        conn = db.connect(params["warehouse"])
+        conn = db.connect(warehouse)
         try:
             n = register(conn)
         finally:
@@ -60,7 +65,7 @@ def build_features():
                                              test_indirect_selection=indirect),
             render_config=RenderConfig(load_method=LoadMode.DBT_LS, test_behavior=TestBehavior.AFTER_ALL,
                                        emit_datasets=False, **selection),
-            operator_args={"env": {"WAREHOUSE": "{{ params.warehouse }}"}, "append_env": True,
+            operator_args={"env": {"WAREHOUSE": orchestration.WAREHOUSE_TEMPLATE}, "append_env": True,
                            "install_deps": False},
         )
 
@@ -71,19 +76,20 @@ def build_features():
                       exclude=[DAILY_PATH])
 
     @task(outlets=[CELL_FEATURES])
-    def publish(params=None) -> dict:
+    def publish(warehouse: str, outlet_events=None) -> dict:
         from hotspots import db
 
-        conn = db.connect(params["warehouse"])
+        conn = db.connect(warehouse)
         with conn, conn.cursor() as cur:
             cur.execute("""select count(*), count(distinct h3_cell), min(feature_date), max(feature_date)
                            from marts.fct_cell_daily_features""")
             rows, cells, first, last = cur.fetchone()
         conn.close()
         print(f"summary: features {rows} rows, {cells} cells, feature dates {first} .. {last}")
+        orchestration.emit(outlet_events, CELL_FEATURES, warehouse, last_feature_date=str(last))
         return {"rows": rows, "cells": cells, "first": str(first), "last": str(last)}
 
-    register_cells() >> features >> publish() >> marts
+    register_cells(warehouse) >> features >> publish(warehouse) >> marts
 
 
 build_features()

@@ -5,6 +5,8 @@ deserve an alert for whom (tiers, routing, repeats, silences, daily caps, escala
 unacknowledged alerts) and writes the outbox in the same transaction (schema alerts).
 deliver: sends what is due in the outbox through Apprise, with retries and backoff, dead
 letters, every attempt recorded. Re-runs send nothing twice (docs/alerts.md).
+Runs for the warehouse the triggering hotspot_forecast event names (hotspots.orchestration),
+or the warehouse param on a manual run.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import timedelta
 
 from airflow.sdk import Param, dag, task
 
+from hotspots import orchestration
 from hotspots.alerts.failure import notify_failure
 from hotspots.assets import HOTSPOT_FORECAST
 
@@ -34,21 +37,23 @@ from hotspots.assets import HOTSPOT_FORECAST
     },
 )
 def dispatch_alerts():
+    warehouse = orchestration.warehouse_tasks("dispatch_alerts")["warehouse"]
+
     @task
-    def decide(params=None, dag_run=None) -> dict:
+    def decide(warehouse: str, params=None, dag_run=None) -> dict:
         from hotspots.alerts.dispatch import decide as run
 
         now = params["now"] or (dag_run.start_date.isoformat() if dag_run and dag_run.start_date else None)
-        return run(params["warehouse"], params["recipients"] or None, params["rules"] or None, now=now,
+        return run(warehouse, params["recipients"] or None, params["rules"] or None, now=now,
                    run_id=dag_run.run_id if dag_run else None)
 
     @task(execution_timeout=timedelta(minutes=30))
-    def deliver(params=None) -> dict:
+    def deliver(warehouse: str, params=None) -> dict:
         from hotspots.alerts.dispatch import deliver as run
 
-        return run(params["warehouse"], params["recipients"] or None, params["rules"] or None)
+        return run(warehouse, params["recipients"] or None, params["rules"] or None)
 
-    decide() >> deliver()
+    decide(warehouse) >> deliver(warehouse)
 
 
 dispatch_alerts()

@@ -2,50 +2,47 @@
 
 wait_for_manifests -> discover_extracts -> load_extract (one mapped task per extract
 date, one at a time; versions resolve by updated_at and extract date, so the order of
-the dates does not matter) -> summarise (emits the raw_extracts Asset).
+the dates does not matter) -> summarise (emits the raw_extracts Asset, its extra naming
+the warehouse: the downstream DAGs build that warehouse).
 The logic lives in `hotspots.ingest`; this file only wires it.
+
+Scheduling: with HOTSPOTS_LANDING set (the folder producers deliver to; it feeds the
+warehouse HOTSPOTS_LANDING_WAREHOUSE, default WAREHOUSE) the DAG runs continuously, one run
+at a time: wait_for_manifests is deferrable and waits in the triggerer until a complete
+extract date the warehouse has not seen lands. Without it the DAG runs only when triggered
+(conf {"landing": ..., "warehouse": ...}); a manual run waits only for any complete date.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 from airflow.sdk import Param, dag, task
 
+from hotspots import orchestration
 from hotspots.alerts.failure import notify_failure
 from hotspots.assets import RAW_EXTRACTS
 
 
 @dag(
     dag_id="ingest_extracts",
-    schedule="@daily",
+    schedule="@continuous" if orchestration.landing_folder() else None,
     catchup=False,
     max_active_runs=1,
     tags=["ingest"],
     doc_md=__doc__,
     default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "on_failure_callback": notify_failure},
     params={
-        "landing": Param(os.environ.get("HOTSPOTS_LANDING", ""), type="string",
-                         description="absolute path of the landing folder"),
-        "warehouse": Param(os.environ.get("WAREHOUSE", "hotspots"), type="string",
-                           description="warehouse database"),
+        "landing": Param(orchestration.landing_folder(), type="string",
+                         description="absolute path of the landing folder (default: HOTSPOTS_LANDING)"),
+        "warehouse": Param(orchestration.landing_warehouse(), type="string",
+                           description="warehouse database (default: HOTSPOTS_LANDING_WAREHOUSE, else WAREHOUSE)"),
     },
 )
 def ingest_extracts():
-    @task.sensor(poke_interval=10, timeout=3600, mode="poke", soft_fail=True)
-    def wait_for_manifests(params=None):
-        """Done once the landing folder holds at least one complete extract (_MANIFEST.json)."""
-        from pathlib import Path
-
-        from airflow.sdk import PokeReturnValue
-
-        from hotspots.ingest import load
-
-        complete, pending = load.discover(Path(params["landing"]))
-        for d in pending:
-            print(f"progress: {d} waiting (no _MANIFEST.json yet)")
-        return PokeReturnValue(is_done=bool(complete), xcom_value=len(complete))
+    wait_for_manifests = orchestration.NewExtractSensor(
+        task_id="wait_for_manifests", landing="{{ params.landing }}", warehouse="{{ params.warehouse }}",
+        poll_seconds=10, timeout=26 * 3600)
 
     @task
     def discover_extracts(params=None) -> list[str]:
@@ -73,7 +70,7 @@ def ingest_extracts():
                 "rows_read": r.rows_read, "rows_loaded": r.rows_loaded, "rows_quarantined": r.rows_quarantined}
 
     @task(outlets=[RAW_EXTRACTS])
-    def summarise(results) -> dict:
+    def summarise(results, params=None, outlet_events=None) -> dict:
         results = list(results)
         by_status: dict[str, int] = {}
         for r in results:
@@ -84,10 +81,12 @@ def ingest_extracts():
         for r in results:
             if r["status"] == "rejected":
                 print(f"summary: REJECTED {r['extract_date']}: {r['reason']}")
+        orchestration.emit(outlet_events, RAW_EXTRACTS, params["warehouse"],
+                           extract_dates=sorted(r["extract_date"] for r in results if r["status"] == "loaded"))
         return {"by_status": by_status, **totals}
 
     dates = discover_extracts()
-    wait_for_manifests() >> dates
+    wait_for_manifests >> dates
     summarise(load_extract.expand(extract_date=dates))
 
 

@@ -3,7 +3,8 @@
 Superset's charts read small indexed tables in marts (dash_*: banks per cell, money-trail flows,
 daily series per district, terminals per cell, outlines) instead of aggregating raw rows per
 request; marts.refresh_dashboard_tables() (superset/views.sql, created by Superset's provisioning)
-rebuilds them in one transaction. Skipped when Superset was never provisioned on the warehouse.
+rebuilds them in one transaction. Skipped when Superset was never provisioned on the warehouse. Runs for the warehouse the triggering
+hotspot_forecast event names (hotspots.orchestration).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import timedelta
 
 from airflow.sdk import Param, dag, task
 
+from hotspots import orchestration
 from hotspots.alerts.failure import notify_failure
 from hotspots.assets import HOTSPOT_FORECAST
 
@@ -29,11 +31,13 @@ from hotspots.assets import HOTSPOT_FORECAST
                                description="warehouse database")},
 )
 def refresh_dashboards():
+    warehouse = orchestration.warehouse_tasks("refresh_dashboards")["warehouse"]
+
     @task(execution_timeout=timedelta(minutes=30))
-    def refresh(params=None) -> dict:
+    def refresh(warehouse: str) -> dict:
         from hotspots import db
 
-        conn = db.connect(params["warehouse"])
+        conn = db.connect(warehouse)
         try:
             with conn, conn.cursor() as cur:
                 cur.execute("select to_regprocedure('marts.refresh_dashboard_tables()') is not null")
@@ -49,7 +53,7 @@ def refresh_dashboards():
             print(f"refresh_dashboards: marts.{name}: {n} rows in {secs} s")
         return {name: n for name, n, _ in rows}
 
-    refresh()
+    refresh(warehouse)
 
 
 refresh_dashboards()

@@ -1,4 +1,6 @@
-"""Score the next day's hotspots with the champion model, after every feature build.
+"""Score the next day's hotspots with the champion model, after every feature build and
+every promotion of a new champion (cell_features | model_registry), for the warehouse the
+triggering event names (hotspots.orchestration), or the warehouse param on a manual run.
 
 score: loads models:/hotspots_<warehouse>@champion from the MLflow registry, forecasts
 every candidate cell for the next day and the next 7 days, replaces
@@ -15,13 +17,14 @@ from datetime import timedelta
 
 from airflow.sdk import Param, dag, task
 
+from hotspots import orchestration
 from hotspots.alerts.failure import notify_failure
-from hotspots.assets import CELL_FEATURES, HOTSPOT_FORECAST
+from hotspots.assets import CELL_FEATURES, HOTSPOT_FORECAST, MODEL_REGISTRY
 
 
 @dag(
     dag_id="score_hotspots",
-    schedule=[CELL_FEATURES],
+    schedule=CELL_FEATURES | MODEL_REGISTRY,
     catchup=False,
     max_active_runs=1,
     tags=["scoring"],
@@ -31,13 +34,17 @@ from hotspots.assets import CELL_FEATURES, HOTSPOT_FORECAST
                                description="warehouse database")},
 )
 def score_hotspots():
+    warehouse = orchestration.warehouse_tasks("score_hotspots")["warehouse"]
+
     @task(outlets=[HOTSPOT_FORECAST])
-    def score(params=None) -> dict:
+    def score(warehouse: str, outlet_events=None) -> dict:
         from hotspots.forecast.score import score as run
 
-        return run(params["warehouse"])
+        out = run(warehouse)
+        orchestration.emit(outlet_events, HOTSPOT_FORECAST, warehouse)
+        return out
 
-    score()
+    score(warehouse)
 
 
 score_hotspots()

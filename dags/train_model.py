@@ -6,6 +6,9 @@ champion over the last weeks, the final fit, everything logged to MLflow (parame
 features, metrics per origin and overall, the backtest plot, feature importance, the
 data version), registration, and the promotion gate: the champion alias moves only if
 the challenger beats the champion and every baseline by the configured margin.
+A retry of train resumes the MLflow run of its earlier try and registers no second version.
+announce_champion emits the model_registry Asset (extra: the warehouse) only when the champion
+moved, so scoring runs again with the new champion; it is skipped otherwise.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
+from hotspots import orchestration
 from hotspots.alerts.failure import notify_failure
 from hotspots.assets import MODEL_REGISTRY
 
@@ -58,13 +62,24 @@ def train_model():
             raise AirflowSkipException(f"history too short: {(last - first).days} < {need} days")
         return {"rows": rows, "first": str(first), "last": str(last)}
 
-    @task(outlets=[MODEL_REGISTRY], execution_timeout=timedelta(hours=2))
-    def train(features: dict, params=None) -> dict:
+    @task(execution_timeout=timedelta(hours=2))
+    def train(features: dict, params=None, dag_run=None) -> dict:
         from hotspots.forecast.train import train as run
 
-        return run(params["warehouse"], params["landing"] or None, promote=params["promote"])
+        return run(params["warehouse"], params["landing"] or None, promote=params["promote"],
+                   run_key=f"{dag_run.dag_id}/{dag_run.run_id}" if dag_run else None)
 
-    train(check_features())
+    @task(outlets=[MODEL_REGISTRY])
+    def announce_champion(decision: dict, params=None, outlet_events=None) -> str:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        if not decision.get("promoted"):
+            raise AirflowSkipException(f"{decision.get('challenger')} not promoted: the champion did not change")
+        orchestration.emit(outlet_events, MODEL_REGISTRY, params["warehouse"], champion=decision["challenger"])
+        print(f"summary: new champion {decision['challenger']} announced (model_registry): scoring follows")
+        return decision["challenger"]
+
+    announce_champion(train(check_features()))
 
 
 train_model()

@@ -82,12 +82,30 @@ def test_features_dag_publishes_after_the_daily_path(dagbag):
     assert {a.name for a in dag.task_dict["publish"].outlets} == {"cell_features"}
 
 
-def test_scoring_follows_the_features_and_training_is_weekly(dagbag):
+def test_scoring_follows_the_features_and_new_champions_training_is_weekly(dagbag):
     score = dagbag.dags["score_hotspots"]
-    assert "name='cell_features'" in repr(score.timetable.asset_condition)
+    condition = repr(score.timetable.asset_condition)
+    assert "name='cell_features'" in condition and "name='model_registry'" in condition
+    assert type(score.timetable.asset_condition).__name__ == "AssetAny"
     assert {a.name for a in score.task_dict["score"].outlets} == {"hotspot_forecast"}
     train = dagbag.dags["train_model"]
     assert train.timetable.expression == "0 2 * * 1"
-    assert set(train.task_dict) == {"check_features", "train"}
+    assert set(train.task_dict) == {"check_features", "train", "announce_champion"}
     assert "check_features" in train.task_dict["train"].upstream_task_ids
-    assert {a.name for a in train.task_dict["train"].outlets} == {"model_registry"}
+    assert "train" in train.task_dict["announce_champion"].upstream_task_ids
+    assert {a.name for a in train.task_dict["announce_champion"].outlets} == {"model_registry"}
+    assert not train.task_dict["train"].outlets
+
+
+def test_asset_triggered_dags_resolve_their_warehouse_first(dagbag):
+    for dag_id in ("build_features", "score_hotspots", "dispatch_alerts", "refresh_dashboards"):
+        dag = dagbag.dags[dag_id]
+        assert {"resolve_warehouse", "fan_out"} <= set(dag.task_dict), dag_id
+        first = {t.task_id for t in dag.tasks if not t.upstream_task_ids}
+        assert first == {"resolve_warehouse"}, f"{dag_id} starts with {first}"
+
+
+def test_ingest_sensor_is_deferrable():
+    from hotspots.orchestration import NewExtractSensor
+
+    assert NewExtractSensor.execute is not NewExtractSensor.__mro__[1].execute

@@ -38,6 +38,29 @@ def setup(warehouse: str):
     return mlflow
 
 
+RUN_KEY_TAG = "hotspots.run_key"
+
+
+def find_run(warehouse: str, run_key: str) -> str | None:
+    """The MLflow run an earlier try of the same pipeline run (``run_key``: Airflow's
+    dag_id/run_id) started, or None: a retried training resumes it instead of starting another."""
+    import mlflow
+
+    setup(warehouse)
+    exp = mlflow.get_experiment_by_name(experiment_name(warehouse))
+    runs = mlflow.MlflowClient().search_runs([exp.experiment_id], f"tags.`{RUN_KEY_TAG}` = '{run_key}'",
+                                             max_results=1, order_by=["attributes.start_time DESC"])
+    return runs[0].info.run_id if runs else None
+
+
+def registered_version(warehouse: str, run_id: str) -> str | None:
+    """The version of the warehouse's registered model that came from ``run_id``, or None."""
+    from mlflow import MlflowClient
+
+    versions = MlflowClient().search_model_versions(f"name='{model_name(warehouse)}' and run_id='{run_id}'")
+    return str(min(int(v.version) for v in versions)) if versions else None
+
+
 def champion_version(warehouse: str):
     """The registered version behind the champion alias, or None."""
     from mlflow import MlflowClient

@@ -74,9 +74,11 @@ def _importance_plot(imp: pd.DataFrame, path: Path) -> None:
 
 
 def train(warehouse: str, landing: str | None = None, overrides: dict | None = None, promote: bool = True,
-          log=print) -> dict:
+          log=print, run_key: str | None = None) -> dict:
     """Train, evaluate, log, register and maybe promote. ``overrides`` replace entries of
-    config/forecast.yml's ``train`` section (e.g. a deliberately weak challenger in tests)."""
+    config/forecast.yml's ``train`` section (e.g. a deliberately weak challenger in tests).
+    ``run_key`` (Airflow's dag_id/run_id): a retry of the same run resumes the MLflow run an
+    earlier try started and registers no second version."""
     cfg = settings.forecast_config()
     for k, v in (overrides or {}).items():
         cfg["train"][k] = v
@@ -116,8 +118,14 @@ def train(warehouse: str, landing: str | None = None, overrides: dict | None = N
     final = from_config(cfg, feats).fit(inputs.features, inputs.arrived, origin)
     fit_s = time.perf_counter() - t1
     name = tracking.model_name(warehouse)
-    with mlflow.start_run(run_name=f"train {origin.date()}") as run, tempfile.TemporaryDirectory() as tmp:
+    resumed = tracking.find_run(warehouse, run_key) if run_key else None
+    with (mlflow.start_run(run_id=resumed) if resumed else mlflow.start_run(run_name=f"train {origin.date()}")) as run, \
+            tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        if run_key:
+            mlflow.set_tag(tracking.RUN_KEY_TAG, run_key)
+        if resumed:
+            log(f"progress: resuming MLflow run {resumed} of an earlier try of {run_key}")
         mlflow.log_params({k: v for k, v in _flat({"train": cfg["train"], "evaluation": cfg["evaluation"],
                                                     "promotion": cfg["promotion"]}).items()
                            if k != "train.features"})
@@ -152,11 +160,15 @@ def train(warehouse: str, landing: str | None = None, overrides: dict | None = N
         for f in ("backtest_summary.csv", "district_metrics.csv", "backtest_per_date.csv", "backtest.png", "feature_importance.csv",
                   "feature_importance.png"):
             mlflow.log_artifact(str(tmp / f), artifact_path="evaluation")
-        folder = final.save(tmp / "model")
-        info = mlflow.pyfunc.log_model(name="model", python_model=HotspotPyfunc(),
-                                       artifacts={"model": str(folder)}, registered_model_name=name,
-                                       code_paths=[str(Path(__file__).resolve().parents[1])])
-        version = info.registered_model_version
+        version = tracking.registered_version(warehouse, run.info.run_id) if resumed else None
+        if version is None:
+            folder = final.save(tmp / "model")
+            info = mlflow.pyfunc.log_model(name="model", python_model=HotspotPyfunc(),
+                                           artifacts={"model": str(folder)}, registered_model_name=name,
+                                           code_paths=[str(Path(__file__).resolve().parents[1])])
+            version = info.registered_model_version
+        else:
+            log(f"progress: {name}/{version} was registered by an earlier try: not registered again")
         decision.update({"champion_before": champion_id, "challenger": f"{name}/{version}", "refresh": refresh,
                          "promoted": bool(decision["promote"] and promote)})
         if decision["promoted"]:
