@@ -165,6 +165,28 @@ def _reuse_tls_contexts() -> None:
         smtp.ssl = _SSLWithReusedContext("ssl")
 
 
+def _in_forked_child() -> None:
+    """In a process forked to send: die with the parent (a killed dispatcher must not leave
+    senders behind), and forget the parent's Apprise thread pools (their threads were not
+    forked; Apprise makes new ones on first use)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    try:
+        import apprise.apprise as core
+
+        core._shared_executor = None
+        core._coordinator_executor = None
+        core._shared_executor_lock = threading.Lock()
+        core._coordinator_executor_lock = threading.Lock()
+    except (ImportError, AttributeError):
+        pass
+
+
 def send_one(url: str, subject: str, body: str, body_format: str, message_id: str, attachments: list[Path],
              timeout: float) -> tuple[bool, str | None]:
     """One Apprise notification to one URL; (ok, error text)."""
@@ -209,6 +231,11 @@ class Dispatcher:
         self.lease = float(d.get("lease_seconds", 120))
         self.timeout = float(d.get("timeout_seconds", 15))
         self.workers = int(d.get("workers", 4))
+        # Processes sending at once when many messages are due (each with `workers` threads):
+        # one Python process spends most of a send holding the GIL (Apprise building the
+        # email, the HTML-to-text alternative, the JSON), so a second one uses a second core.
+        self.processes = max(1, int(d.get("processes", os.cpu_count() or 1)))
+        self.fork_above = int(d.get("processes_above", 50))
         self.lock = threading.Lock()
         self.stats = {"sent": 0, "failed": 0, "dead_letter": 0, "map_seconds": 0.0, "send_seconds": 0.0}
         self.tmp = Path(tempfile.mkdtemp(prefix="hotspots-alerts-"))
@@ -301,6 +328,54 @@ class Dispatcher:
         finally:
             conn.close()
 
+    def _threads(self) -> None:
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for f in [pool.submit(self._worker) for _ in range(self.workers)]:
+                f.result()
+
+    def _child(self, results) -> None:
+        """A forked sending process: its own threads, connections and counters."""
+        _in_forked_child()
+        self.lock = threading.Lock()
+        self.stats = {k: 0 if isinstance(v, int) else 0.0 for k, v in self.stats.items()}
+        try:
+            self._threads()
+        finally:
+            results.put(self.stats)
+
+    def _due_now(self) -> int:
+        conn = db.connect(self.warehouse)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("""select count(*) from alerts.messages
+                               where status in ('pending', 'failed') and next_attempt_at <= now()""")
+                return cur.fetchone()[0]
+        finally:
+            conn.close()
+
+    def _round(self) -> None:
+        """Sends everything due now: in this process, and in forked ones when many are due."""
+        n = self.processes if self.processes > 1 and self._due_now() > self.fork_above else 1
+        if n == 1:
+            self._threads()
+            return
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork")  # nothing of this dispatcher is open at this point
+        results = ctx.SimpleQueue()
+        kids = [ctx.Process(target=self._child, args=(results,), daemon=True) for _ in range(n - 1)]
+        for k in kids:
+            k.start()
+        try:
+            self._threads()
+        finally:
+            for k in kids:
+                k.join()
+        while not results.empty():
+            for key, v in results.get().items():
+                if key in self.stats and isinstance(v, int | float):
+                    self.stats[key] += v
+
     def _next_due(self) -> float | None:
         """Seconds until the next retry is due (0 when one is due now), None when nothing is left."""
         conn = db.connect(self.warehouse)
@@ -326,9 +401,7 @@ class Dispatcher:
         finally:
             conn.close()
         while True:
-            with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                for f in [pool.submit(self._worker) for _ in range(self.workers)]:
-                    f.result()
+            self._round()
             nxt = self._next_due()
             if nxt is None or not wait or time.perf_counter() - t0 + nxt > max_wait_s:
                 break

@@ -264,7 +264,7 @@ def draw_png(f: Frame) -> bytes:
            fill=ix["black"], font=tiny, anchor="mm")
     d.line([(half, 4), (half, HEIGHT - 4)], fill=ix["rule"], width=1)
     buf = io.BytesIO()
-    out.save(buf, format="PNG", compress_level=6)
+    out.save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 
