@@ -121,3 +121,19 @@ def test_model_fits_from_the_past_only_and_saves_and_loads(tmp_path):
     assert back.recipe() == m.recipe() and back.clone().boosters == {}
     with pytest.raises(ValueError, match="no settled labels"):
         HotspotModel(features=["x"], params=params, rounds=5).fit(rows, arr, D("2026-01-03"))
+
+
+def test_clairvoyant_references_read_the_window_the_day_before_and_the_week_before(tmp_path):
+    days = pd.date_range("2025-01-01", "2025-01-20")
+    truth = pd.DataFrame([(c, d, v) for d in days for c, v in (("a", 1.0 + d.day), ("b", 100.0 - d.day))],
+                         columns=["h3_cell", "date", "expected_withdrawals"])
+    path = tmp_path / "intensity.csv.gz"
+    truth.to_csv(path, index=False, compression="gzip")
+    feats = pd.DataFrame([(c, d) for d in days for c in ("a", "b")], columns=["h3_cell", "feature_date"])
+    fc = backtest.clairvoyant(feats, path, "2025-01-10", "2025-01-10")
+    got = {name: f.set_index(["horizon_days", "h3_cell"])["expected_withdrawals"] for name, f in fc.items()}
+    assert got["oracle"][(1, "a")] == 11.0            # the day itself
+    assert got["oracle"][(7, "b")] == sum(100.0 - d for d in range(10, 17))
+    assert got["truth_last_day"][(1, "a")] == 10.0    # the day before, for either horizon
+    assert got["truth_last_day"][(7, "a")] == 10.0
+    assert got["truth_last_7_days"][(1, "b")] == sum(100.0 - d for d in range(3, 10))

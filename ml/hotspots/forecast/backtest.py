@@ -9,6 +9,7 @@ dated D or later: the leak test in tests/integration pins it.
 
 from __future__ import annotations
 
+import gzip
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,6 +84,42 @@ def rolling(inputs: Inputs, start, end, cfg: dict, baselines=None, champion: Hot
             f"in {time.perf_counter() - t0:.1f} s (settle {model.card['settle_days']} days)")
     empty = pd.DataFrame(columns=["h3_cell", "forecast_date", "horizon_days", "expected_withdrawals", "p_any"])
     return {m: (pd.concat(v, ignore_index=True) if v else empty) for m, v in out.items()}
+
+
+# Reference rankings that read the simulator's truth: not forecasters (they see what no
+# extract holds), but the ceilings a forecaster is measured against. The window's own
+# intensity ranks the candidates as well as they can be ranked; the last day's and the
+# last week's true intensity are what a forecaster would reach if it knew the recent past
+# exactly, free of Poisson noise and of reporting delay (yesterday's withdrawals are in no
+# extract dated before the forecast day).
+CLAIRVOYANT = {"oracle": (0, None), "truth_last_day": (-1, 1), "truth_last_7_days": (-7, 7)}
+
+
+def clairvoyant(features: pd.DataFrame, truth_file, start, end, horizons=(1, 7)) -> dict[str, pd.DataFrame]:
+    """Forecast frames for the candidates of [start, end] ranked by the simulator's truth
+    (see CLAIRVOYANT: offset of the first truth day read, and how many days; None = the window)."""
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    with gzip.open(truth_file, "rt") as fh:
+        t = pd.read_csv(fh, parse_dates=["date"])
+    key = t.set_index(["h3_cell", "date"])["expected_withdrawals"]
+    test = features[(features["feature_date"] >= start) & (features["feature_date"] <= end)]
+    cells = test["h3_cell"].to_numpy()
+
+    def window(offset: int, days: int) -> np.ndarray:
+        out = np.zeros(len(test))
+        for o in range(offset, offset + days):
+            idx = pd.MultiIndex.from_arrays([cells, test["feature_date"] + pd.Timedelta(days=o)])
+            out += key.reindex(idx).fillna(0).to_numpy()
+        return out
+
+    out = {}
+    for name, (offset, days) in CLAIRVOYANT.items():
+        frames = []
+        for h in horizons:
+            mu = window(offset, h if days is None else days)
+            frames.append(forecast_frame(test, h, mu, p_any_from_mu(mu)))
+        out[name] = pd.concat(frames, ignore_index=True)
+    return out
 
 
 def evaluate(forecasts: dict[str, pd.DataFrame], inputs: Inputs, truth_file=None, ks=(50, 200, 1000),
