@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -70,6 +71,7 @@ class DeliveryResult:
     seconds: float = 0.0
     files: list[FileResult] = field(default_factory=list)
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)   # seconds: read_check, upsert, quarantine_ledger
 
 
 # ---------------------------------------------------------------- discovery
@@ -184,20 +186,32 @@ def verify_manifest(folder: Path, man: dict, real: dict[str, str]) -> dict[str, 
 def _copy(cur, table: str, df: pd.DataFrame, columns: list[str], not_null: tuple[str, ...] = ()) -> None:
     """COPY a frame in CSV format. Missing values are NULL (the checks turned empty strings
     into missing values first), except in `not_null` columns, where an empty field is an empty
-    string (an empty line's raw text); list columns (dq_flags) become PostgreSQL arrays."""
-    out = df[columns].copy()
-    for c in columns:
-        if out[c].dtype == object and len(out) and isinstance(out[c].iloc[0], list):
-            out[c] = out[c].map(lambda flags: "{" + ",".join(flags) + "}")
-        elif isinstance(out[c].dtype, pd.DatetimeTZDtype):
-            out[c] = _iso_utc(out[c])
+    string (an empty line's raw text); list columns (dq_flags) become PostgreSQL arrays.
+    Written by the csv module from whole columns (what DataFrame.to_csv did value by value)."""
+    data = [_csv_column(df[c]) for c in columns]
     buf = io.StringIO()
     # CRLF records: the csv writer then quotes every field holding a \r or a \n (with "\n" alone a
     # bare \r inside a field went unquoted and ended COPY's line early).
-    out.to_csv(buf, index=False, header=False, na_rep="", date_format="%Y-%m-%dT%H:%M:%S%z", lineterminator="\r\n")
+    csv.writer(buf, lineterminator="\r\n").writerows(zip(*data, strict=True))
     buf.seek(0)
     force = f", force_not_null ({', '.join(not_null)})" if not_null else ""
     cur.copy_expert(f"copy {table} ({', '.join(columns)}) from stdin with (format csv{force})", buf)
+
+
+def _csv_column(s: pd.Series) -> list:
+    """One column as Python values for csv.writer: None (an empty field) where missing, text
+    for timestamps ("%Y-%m-%dT%H:%M:%S%z" in UTC) and PostgreSQL arrays for lists of flags."""
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return _iso_utc(s).tolist()
+    if s.dtype.kind == "f":
+        values = s.to_numpy()
+        return [None if missing else v for v, missing in zip(values.tolist(), np.isnan(values).tolist(), strict=True)]
+    if s.dtype.kind in "iub":
+        return s.tolist()
+    values = s.astype(object).where(s.notna(), None).tolist()
+    if values and isinstance(values[0], list):
+        return ["{" + ",".join(flags) + "}" for flags in values]
+    return values
 
 
 def _iso_utc(ts: pd.Series) -> pd.Series:
@@ -350,9 +364,12 @@ def _write(cur, landing, extract_date, fp, started, t0, man, real, checked) -> D
                    returning delivery_id""", (extract_date, pii.storable(str(landing)), fp, started, started))
     delivery_id = cur.fetchone()[0]
     cur.execute("delete from ingest.quarantine where extract_date = %s", (extract_date,))
+    result.phases = {"read_check": sum(c[3] for c in checked.values()), "upsert": 0.0}
+    w0 = _time.perf_counter()
     for entity, (name, raw, chk, secs) in checked.items():
         f0 = _time.perf_counter()
         _upsert(cur, entity, chk.rows, date.fromisoformat(extract_date), name)
+        result.phases["upsert"] += _time.perf_counter() - f0
         q = pd.DataFrame([{"delivery_id": delivery_id, "extract_date": extract_date, "entity": entity,
                            "file_name": name, "line_no": r.line_no, "reason": r.reason,
                            "details": json.dumps(r.details, default=str), "raw_text": r.raw_text}
@@ -380,6 +397,7 @@ def _write(cur, landing, extract_date, fp, started, t0, man, real, checked) -> D
         total.update(f.quarantine_reasons)
     result.quarantine_reasons = dict(sorted(total.items()))
     result.seconds = _time.perf_counter() - t0
+    result.phases["quarantine_ledger"] = _time.perf_counter() - w0 - result.phases["upsert"]
     cur.execute("""update ingest.extract_ledger set rows_read = %s, rows_loaded = %s, rows_quarantined = %s,
                    rows_repaired = %s, quarantine_reasons = %s, finished_at = %s, seconds = %s
                    where delivery_id = %s""",

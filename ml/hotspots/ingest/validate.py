@@ -106,8 +106,11 @@ def _pin_districts() -> dict[str, frozenset[str]]:
     from hotspots.geo import gazetteer
 
     df = gazetteer._all_offices()
-    df = df[df["district"] != ""]
-    return {p: frozenset(g) for p, g in df.groupby("pincode")["district"]}
+    pairs = df.loc[df["district"] != "", ["pincode", "district"]].drop_duplicates()
+    out: dict[str, set[str]] = {}
+    for pin, district in zip(pairs["pincode"], pairs["district"], strict=True):
+        out.setdefault(pin, set()).add(district)
+    return {pin: frozenset(d) for pin, d in out.items()}
 
 
 @lru_cache(maxsize=1)
@@ -391,8 +394,10 @@ def check_file(raw: RawFile, extract_date: date, cfg: settings.IngestConfig, key
     quarantine: list[Reject] = []
     for r in raw.rejects:
         quarantine.append(Reject(r.line_no, r.reason, safe_text(r.raw_text, key), safe_json(r.details, key)))
-    df = pd.DataFrame(raw.records, columns=list(cols), dtype="object")
-    df = df.apply(lambda s: s.str.strip()).replace("", None)
+    # Fields stripped, empty ones missing: one pass per column over its Python strings.
+    columns = list(zip(*raw.records, strict=True)) if raw.records else [()] * len(cols)
+    df = pd.DataFrame({c: pd.Series([v.strip() or None for v in col], dtype="object")
+                       for c, col in zip(cols, columns, strict=True)}, columns=list(cols))
     df["_line"] = np.asarray(raw.lines, dtype=np.int64)
     df["_raw"] = raw.raw
     n = len(df)
@@ -461,7 +466,7 @@ def check_file(raw: RawFile, extract_date: date, cfg: settings.IngestConfig, key
         quarantine.append(Reject(int(df["_line"].iat[i]), reasons[i][0]["reason"], safe_text(text, key),
                                  safe_json({"checks": reasons[i], "repairs": flags[i]}, key)))
     ok = np.array([not r for r in reasons], dtype=bool)
-    df["dq_flags"] = [sorted(set(f)) for f in flags]
+    df["dq_flags"] = [sorted(set(f)) if f else [] for f in flags]
     rows = df.loc[ok].drop(columns=["_raw"] + (["layer_text"] if entity == "transactions" else []))
     if entity == "transactions":
         rows["layer"] = rows["layer"].astype("int64")
