@@ -35,6 +35,9 @@ SUPERSET_VENV := $(ROOT)/.venv-superset
 SUPERSET_STAMP := $(SUPERSET_VENV)/.installed-superset
 
 export PGHOST PGPORT PGUSER PGPASSWORD WAREHOUSE SUPERSET_PORT
+# The landing folder the scheduled ingest_extracts waits on (make up), and the warehouse it feeds
+# (default WAREHOUSE); unset, ingest runs only when triggered (docs/architecture.md, Scheduling).
+export HOTSPOTS_LANDING HOTSPOTS_LANDING_WAREHOUSE
 export PATH := $(VENV)/bin:$(PATH)
 export HOTSPOTS_ROOT := $(ROOT)
 # A keyed hash pseudonymises victim mobiles; the key comes from the environment, or a
@@ -46,6 +49,10 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(ROOT)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__EXECUTOR := LocalExecutor
 export AIRFLOW__CORE__PARALLELISM := 4
+# Cosmos runs `dbt ls` while build_features is parsed: with a cold cache on 2 busy cores that
+# takes longer than Airflow's default 30 s import timeout, and the DAG would not load.
+export AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT := 180
+export AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT := 240
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := postgresql+psycopg2://$(PGUSER):$(PGPASSWORD)@$(PGHOST):$(PGPORT)/airflow
 export AIRFLOW__LOGGING__BASE_LOG_FOLDER := $(LOCAL)/airflow/logs

@@ -1,7 +1,7 @@
 """Ingest complaint extracts (contract extracts/v1) from a landing folder into the warehouse.
 
 wait_for_manifests -> discover_extracts -> load_extract (one mapped task per extract
-date, one at a time; versions resolve by updated_at and extract date, so the order of
+date found by the sensor, one at a time; versions resolve by updated_at and extract date, so the order of
 the dates does not matter) -> summarise (emits the raw_extracts Asset, its extra naming
 the warehouse: the downstream DAGs build that warehouse).
 The logic lives in `hotspots.ingest`; this file only wires it.
@@ -15,7 +15,7 @@ extract date the warehouse has not seen lands. Without it the DAG runs only when
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
@@ -27,6 +27,9 @@ from hotspots.assets import RAW_EXTRACTS
 @dag(
     dag_id="ingest_extracts",
     schedule="@continuous" if orchestration.landing_folder() else None,
+    # A start in the past: @continuous takes a run's logical date from its interval's start, and
+    # without start_date the first interval is empty, so every later run would repeat its date.
+    start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
     tags=["ingest"],
@@ -45,7 +48,8 @@ def ingest_extracts():
         poll_seconds=10, timeout=26 * 3600)
 
     @task
-    def discover_extracts(params=None) -> list[str]:
+    def discover_extracts(sensed: list[str], params=None) -> list[str]:
+        """The complete dates the sensor found (a scheduled run: the ones the warehouse has not seen)."""
         from pathlib import Path
 
         from hotspots.cli import init_warehouse
@@ -53,8 +57,9 @@ def ingest_extracts():
 
         init_warehouse(params["warehouse"])
         complete, _ = load.discover(Path(params["landing"]))
-        print(f"progress: {len(complete)} complete extract dates in {params['landing']}")
-        return complete
+        dates = [d for d in complete if d in set(sensed)]
+        print(f"progress: {len(complete)} complete extract dates in {params['landing']}, {len(dates)} to load")
+        return dates
 
     @task(max_active_tis_per_dagrun=1)
     def load_extract(extract_date: str, params=None) -> dict:
@@ -85,8 +90,7 @@ def ingest_extracts():
                            extract_dates=sorted(r["extract_date"] for r in results if r["status"] == "loaded"))
         return {"by_status": by_status, **totals}
 
-    dates = discover_extracts()
-    wait_for_manifests >> dates
+    dates = discover_extracts(wait_for_manifests.output)
     summarise(load_extract.expand(extract_date=dates))
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts/stops the local long-running services on 127.0.0.1 (Airflow API server with
-# the UI, scheduler, DAG processor), the MLflow UI and Superset (scripts/superset.sh). PostgreSQL is scripts/pg.sh's. Run via make up/down.
+# the UI, scheduler, DAG processor, triggerer), the MLflow UI and Superset (scripts/superset.sh). PostgreSQL is scripts/pg.sh's. Run via make up/down.
 set -euo pipefail
 RUN="$AIRFLOW_HOME/run"; mkdir -p "$RUN"
 healthy() { python -c "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=2)" "$1" >/dev/null 2>&1; }
@@ -49,6 +49,7 @@ case "${1:-}" in
     start_one airflow-api airflow api-server -H 127.0.0.1 -p "${AIRFLOW__API__PORT:-8080}"
     start_one airflow-scheduler airflow scheduler --skip-serve-logs
     start_one airflow-dag-processor airflow dag-processor
+    start_one airflow-triggerer airflow triggerer --skip-serve-logs
     mkdir -p "$HOTSPOTS_MLFLOW_ARTIFACTS"
     start_one mlflow mlflow server --host 127.0.0.1 --port "${MLFLOW_PORT:-5000}" \
       --backend-store-uri "$MLFLOW_TRACKING_URI" --default-artifact-root "$HOTSPOTS_MLFLOW_ARTIFACTS" --workers 1
@@ -73,7 +74,7 @@ case "${1:-}" in
     ;;
   stop)
     "$(dirname "$0")/superset.sh" stop
-    for s in mlflow airflow-dag-processor airflow-scheduler airflow-api mail; do stop_one "$s"; done
+    for s in mlflow airflow-triggerer airflow-dag-processor airflow-scheduler airflow-api mail; do stop_one "$s"; done
     ;;
   *) echo "usage: $0 start|stop|mail" >&2; exit 2 ;;
 esac

@@ -126,17 +126,22 @@ WAREHOUSE_TEMPLATE = "{{ ti.xcom_pull(task_ids='resolve_warehouse', key='warehou
 
 # ---------------------------------------------------------------- the landing sensor
 
-def new_dates(landing: str, known: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(complete dates not in ``known``, dates still being written)."""
+def new_dates(landing: str, known: dict[str, float]) -> tuple[list[str], list[str]]:
+    """(complete dates the warehouse has not seen, dates still being written). ``known`` maps
+    an extract date to the time (epoch seconds) its latest delivery started loading: a date
+    whose _MANIFEST.json was written after that is a re-send, and new again."""
+    from hotspots import contract
     from hotspots.ingest import load
 
     complete, pending = load.discover(Path(landing))
-    known = set(known)
-    return [d for d in complete if d not in known], pending
+    fresh = [d for d in complete
+             if d not in known or (Path(landing) / d / contract.MANIFEST).stat().st_mtime > known[d]]
+    return fresh, pending
 
 
-def known_dates(warehouse: str) -> list[str]:
-    """Extract dates the warehouse's ledger has seen (loaded or rejected); [] for a new warehouse."""
+def known_dates(warehouse: str) -> dict[str, float]:
+    """Extract dates the warehouse's ledger has seen (loaded or rejected), with the time their
+    latest delivery started loading; {} for a new warehouse."""
     from hotspots import db
 
     conn = db.connect(warehouse)
@@ -144,20 +149,21 @@ def known_dates(warehouse: str) -> list[str]:
         with conn.cursor() as cur:
             cur.execute("select to_regclass('ingest.extract_ledger') is not null")
             if not cur.fetchone()[0]:
-                return []
-            cur.execute("select distinct extract_date::text from ingest.extract_ledger")
-            return sorted(r[0] for r in cur.fetchall())
+                return {}
+            cur.execute("""select extract_date::text, extract(epoch from max(started_at))::float8
+                           from ingest.extract_ledger group by 1""")
+            return dict(cur.fetchall())
     finally:
         conn.close()
 
 
 class NewExtractTrigger(BaseTrigger):
     """Runs in the triggerer: polls the landing folder (in a thread: file system calls) until a
-    complete extract date not in ``known`` is there."""
+    complete extract date the warehouse has not seen (``known``: see new_dates) is there."""
 
-    def __init__(self, landing: str, known: list[str], poll_seconds: float = 10.0):
+    def __init__(self, landing: str, known: dict[str, float], poll_seconds: float = 10.0):
         super().__init__()
-        self.landing, self.known, self.poll_seconds = landing, list(known), float(poll_seconds)
+        self.landing, self.known, self.poll_seconds = landing, dict(known), float(poll_seconds)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (f"{type(self).__module__}.{type(self).__qualname__}",
@@ -196,7 +202,7 @@ class NewExtractSensor(BaseSensorOperator):
         # UI's trigger, airflow dags test) for any complete date: it re-ingests what is there.
         run_type = getattr(context.get("dag_run"), "run_type", None)
         only_new = str(getattr(run_type, "value", run_type)) == "scheduled"
-        known = known_dates(self.warehouse) if only_new else []
+        known = known_dates(self.warehouse) if only_new else {}
         fresh, _ = new_dates(landing, known)
         if fresh:
             return self._done(fresh)
