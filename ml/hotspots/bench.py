@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--forecast-only", action="store_true",
                    help="reuse the warehouse as built by an earlier bench; time training and scoring only")
     p.add_argument("--no-forecast", action="store_true", help="stop after the dbt builds")
+    p.add_argument("--ingest-only", action="store_true",
+                   help="stop after the ingest and its COPY reference (with BENCH_DAYS=10: a few minutes)")
     p.add_argument("--alerts-only", action="store_true",
                    help="reuse the scored bench warehouse; time deciding and dispatching one day's alerts only")
     p.add_argument("--quality", action="store_true",
@@ -119,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         conn = db.connect(a.warehouse)
     else:
         conn = _ingest_all_but_last(a, partial, figures)
+        if a.ingest_only:
+            conn.close()
+            _save(figures)
+            return 0
     t0 = time.perf_counter()
     cells = register_cells(conn)
     figures["register_cells_s"] = round(time.perf_counter() - t0, 1)
