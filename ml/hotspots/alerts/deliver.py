@@ -1,6 +1,7 @@
 """Delivery from the outbox through Apprise: claims with a lease, retries with backoff,
 dead letters with the last error, every attempt recorded; a failing channel never blocks
-the others (each message and channel is its own row, sent by a pool of workers).
+the others (each message and channel is its own row, sent by a pool of worker threads,
+in forked processes too when many messages are due).
 
 A worker claims one due message (``for update skip locked``: two workers or two
 schedulers never hold the same one), commits the claim (status ``sending``, its
@@ -13,8 +14,10 @@ header, ``message_id`` in webhook payloads) so a receiver can drop such a copy.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import smtplib
 import socket
 import ssl
 import tempfile
@@ -156,13 +159,82 @@ class _SSLWithReusedContext(types.ModuleType):
         return ctx
 
 
-def _reuse_tls_contexts() -> None:
+_SMTP_IDLE: dict[tuple, list] = {}  # open SMTP sessions between two emails, per server and login
+_SMTP_LOCK = threading.Lock()
+
+
+def _pooled_smtp_controller(base):
+    """Apprise's SMTP controller, keeping the session open for the next email to the same server.
+
+    Apprise connects, greets (EHLO), sends one email and says QUIT, for every email: three
+    of the six exchanges with the server are the session's, not the email's. Here a session
+    that sent an email cleanly goes back to an idle list and the next email to the same
+    server and login takes it, after a RSET that both clears the SMTP transaction and proves
+    the session alive; a session that failed, or that RSET finds dead, is closed and a new
+    one is opened exactly as Apprise would. Sessions left idle are closed at the end of a
+    dispatch (:func:`close_idle_smtp`)."""
+
+    class Pooled(base):
+        def _key(self):
+            return (self.host, self.port, self.secure_mode, self.user, self.password, self.verify_certificate)
+
+        def __enter__(self):
+            self._failed = False
+            while True:
+                with _SMTP_LOCK:
+                    idle = _SMTP_IDLE.get(self._key())
+                    sock = idle.pop() if idle else None
+                if sock is None:
+                    return super().__enter__()
+                try:
+                    sock.rset()
+                except (OSError, smtplib.SMTPException):
+                    with contextlib.suppress(Exception):
+                        sock.close()
+                    continue
+                self._socket = sock
+                return self
+
+        def sendmail(self, from_addr, to_addrs, message):
+            ok = super().sendmail(from_addr, to_addrs, message)
+            self._failed = self._failed or not ok
+            return ok
+
+        def __exit__(self, exc_type, exc_val, exc_tb):
+            if exc_type is None and not self._failed and self._socket is not None:
+                with _SMTP_LOCK:
+                    _SMTP_IDLE.setdefault(self._key(), []).append(self._socket)
+                self._socket = None
+                return None
+            return super().__exit__(exc_type, exc_val, exc_tb)
+
+    Pooled.__name__ = Pooled.__qualname__ = "PooledAppriseSMTPController"
+    return Pooled
+
+
+def close_idle_smtp() -> None:
+    """Says QUIT on every idle SMTP session of this process."""
+    with _SMTP_LOCK:
+        socks = [s for idle in _SMTP_IDLE.values() for s in idle]
+        _SMTP_IDLE.clear()
+    for sock in socks:
+        with contextlib.suppress(Exception):
+            sock.quit()
+
+
+def _tune_apprise_email() -> None:
+    """One TLS context per thread and SMTP sessions kept between emails (see above); Apprise's
+    email plugin is otherwise unchanged (it still builds, addresses and sends every email)."""
     try:
+        from apprise.plugins.email import base as email_base
         from apprise.plugins.email import smtp
     except ImportError:  # another Apprise layout: nothing to do, just slower
         return
     if getattr(smtp, "ssl", None) is ssl:
         smtp.ssl = _SSLWithReusedContext("ssl")
+    controller = getattr(email_base, "AppriseSMTPController", None)
+    if controller is not None and controller.__name__ != "PooledAppriseSMTPController":
+        email_base.AppriseSMTPController = _pooled_smtp_controller(controller)
 
 
 def _in_forked_child() -> None:
@@ -176,6 +248,8 @@ def _in_forked_child() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    with _SMTP_LOCK:
+        _SMTP_IDLE.clear()  # the parent's sessions: its sockets, not this process's to use
     try:
         import apprise.apprise as core
 
@@ -192,7 +266,7 @@ def send_one(url: str, subject: str, body: str, body_format: str, message_id: st
     """One Apprise notification to one URL; (ok, error text)."""
     import apprise
 
-    _reuse_tls_contexts()
+    _tune_apprise_email()
     # Sequential inside Apprise: the worker pool is the parallelism.
     asset = apprise.AppriseAsset(async_mode=False)
     obj = apprise.Apprise.instantiate(url, asset=asset, suppress_exceptions=True)
@@ -341,6 +415,7 @@ class Dispatcher:
         try:
             self._threads()
         finally:
+            close_idle_smtp()
             results.put(self.stats)
 
     def _due_now(self) -> int:
@@ -406,6 +481,7 @@ class Dispatcher:
             if nxt is None or not wait or time.perf_counter() - t0 + nxt > max_wait_s:
                 break
             time.sleep(min(nxt, 30) + 0.05)
+        close_idle_smtp()
         self.stats["seconds"] = round(time.perf_counter() - t0, 2)
         self.stats["map_seconds"] = round(self.stats["map_seconds"], 2)
         self.stats["send_seconds"] = round(self.stats["send_seconds"], 2)

@@ -38,14 +38,17 @@ def notify_failure(context) -> None:
     """on_failure_callback: one notice per failed task (after its last try) to the engineers."""
     try:
         from hotspots.alerts import config
-        from hotspots.alerts.deliver import send_one
+        from hotspots.alerts.deliver import close_idle_smtp, send_one
 
         recipients = config.load_recipients(check_places=False)
         subject, body = failure_message(context)
-        for eng in recipients.engineers:
-            for ch in eng.channels_for("failure"):
-                ok, error = send_one(ch.url, subject, body, "text", f"failure-{subject}", [], 15)
-                if not ok:
-                    log.warning("failure notice to %s/%s not delivered: %s", eng.name, ch.name, error)
+        try:
+            for eng in recipients.engineers:
+                for ch in eng.channels_for("failure"):
+                    ok, error = send_one(ch.url, subject, body, "text", f"failure-{subject}", [], 15)
+                    if not ok:
+                        log.warning("failure notice to %s/%s not delivered: %s", eng.name, ch.name, error)
+        finally:
+            close_idle_smtp()
     except Exception:  # noqa: BLE001 - never mask the task's failure
         log.exception("failure notice could not be sent")
