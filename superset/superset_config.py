@@ -31,9 +31,13 @@ RESULTS_BACKEND = None
 # No view-level cache: Superset 6.1's etag_cache keys GET explore_json responses (the deck.gl
 # multi-layer map fetches its layers that way) by URL only, so a response computed for one user
 # would be served to another, bypassing row-level security. The data cache below is keyed by the
-# query and the user's RLS rules (and the layers' SQL names the user: superset_user_scope).
+# query, the user's RLS clauses (security_manager.get_rls_cache_key) and the Jinja values the SQL
+# used (current_username() in the map layers' scope), so it is per user and jurisdiction; on disk,
+# so both gunicorn workers share it. Ten minutes: the data changes once a day (the dash_* tables).
 CACHE_CONFIG = {"CACHE_TYPE": "NullCache"}
-DATA_CACHE_CONFIG = {"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": 300}
+DATA_CACHE_CONFIG = {"CACHE_TYPE": "FileSystemCache", "CACHE_DEFAULT_TIMEOUT": 600, "CACHE_THRESHOLD": 2000,
+                     "CACHE_DIR": os.path.join(os.environ.get("SUPERSET_LOCAL", str(HERE.parent / ".local" / "superset")),
+                                               "cache", "data")}
 FILTER_STATE_CACHE_CONFIG = {"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": 86400}
 EXPLORE_FORM_DATA_CACHE_CONFIG = {"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": 86400}
 THUMBNAIL_CACHE_CONFIG = {"CACHE_TYPE": "NullCache"}

@@ -219,38 +219,47 @@ begin
     -- one transaction: the dashboards see all tables of one refresh
     for spec in select * from (values
         -- bank (IFSC prefix of the receiving branch, latest transfer) of each account that withdrew
+        -- (as v_account_banks, by a hash aggregate: the newest transfer's bank is the greatest of
+        -- "time|bank", which takes a fraction of distinct on's sort of every transfer)
         ('dash_account_banks', $q$
-            select distinct on (t.to_account) t.to_account as account, left(t.to_ifsc, 4) as bank
+            select t.to_account as account,
+                   split_part(max(to_char(t.txn_at at time zone 'UTC', 'YYYYMMDDHH24MISSUS') || '|'
+                                  || left(t.to_ifsc, 4)), '|', 2) as bank
             from raw.transactions t
             where t.to_ifsc is not null and t.to_account in (select account from raw.withdrawals)
-            order by t.to_account, t.txn_at desc $q$, array['account']),
+            group by 1 $q$, array['account']),
         ('dash_cell_banks', $q$
             select w.h3_cell, array_agg(distinct b.bank order by b.bank) as banks
             from (select distinct h3_cell, account from raw.withdrawals where h3_cell is not null) w
             join marts.dash_account_banks__new b on b.account = w.account
             group by 1 $q$, array['h3_cell']),
+        -- as marts.v_money_trail_flows (the district centres joined before aggregating, which keeps
+        -- the aggregation to complaints of known districts), banks from the table just built
         ('dash_money_trail_flows', $q$
             with cash as (
                 select w.account, c.state, c.district
                 from raw.withdrawals w join ref.h3_cells c on c.h3_cell = w.h3_cell
-                group by 1, 2, 3),
-            flows as (
-                select cm.victim_state, cm.victim_district, cash.state, cash.district, cm.category,
-                       count(distinct cm.ack_no)::integer as n_complaints,
-                       count(distinct t.to_account)::integer as n_accounts,
-                       sum(t.amount_inr)::double precision as amount_inr,
-                       array_agg(distinct b.bank) filter (where b.bank is not null) as banks
-                from raw.transactions t
-                join raw.complaints cm on cm.ack_no = t.ack_no
-                join cash on cash.account = t.to_account
-                left join marts.dash_account_banks__new b on b.account = t.to_account
-                where cm.victim_district is not null
-                group by 1, 2, 3, 4, 5)
-            select f.*, vs.lat as victim_lat, vs.lon as victim_lon, cs.lat as cashout_lat, cs.lon as cashout_lon
-            from flows f
-            join marts.v_district_centres vs on vs.state = f.victim_state and vs.district = f.victim_district
-            join marts.v_district_centres cs on cs.state = f.state and cs.district = f.district $q$,
-         array['state, district', 'category']),
+                group by 1, 2, 3
+            ), flows as (
+            select cm.victim_state, cm.victim_district, cash.state, cash.district, cm.category,
+                   count(distinct cm.ack_no)::integer as n_complaints,
+                   count(distinct t.to_account)::integer as n_accounts,
+                   sum(t.amount_inr)::double precision as amount_inr,
+                   array_agg(distinct b.bank) filter (where b.bank is not null) as banks,
+                   vs.lat as victim_lat, vs.lon as victim_lon, cs.lat as cashout_lat, cs.lon as cashout_lon
+            from raw.transactions t
+            join raw.complaints cm on cm.ack_no = t.ack_no
+            join cash on cash.account = t.to_account
+            left join marts.dash_account_banks__new b on b.account = t.to_account
+            join marts.v_district_centres vs on vs.state = cm.victim_state and vs.district = cm.victim_district
+            join marts.v_district_centres cs on cs.state = cash.state and cs.district = cash.district
+            where cm.victim_district is not null
+            group by 1, 2, 3, 4, 5, vs.lat, vs.lon, cs.lat, cs.lon
+            )
+            -- the largest flows into each cash-out district first (the map draws the top ones)
+            select f.*, rank() over (partition by state, district order by amount_inr desc)::integer as flow_rank
+            from flows f $q$,
+         array['state, district', 'category', 'flow_rank']),
         ('dash_complaints_daily', $q$ select * from marts.v_complaints_daily $q$,
          array['state, district', 'day']),
         ('dash_district_daily', $q$

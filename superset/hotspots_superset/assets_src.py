@@ -74,7 +74,7 @@ where {scope("d", district=False)}""",
         columns=[("state", "STRING"), ("district", "STRING"), ("ring", "STRING")]),
     "money_trail": dict(
         description="Complaint money from victims' districts to cash-out districts (state, district = cash-out side).",
-        sql=f"""select f.*, rank() over (partition by state, district order by amount_inr desc) as flow_rank
+        sql=f"""select f.*
 from marts.dash_money_trail_flows f
 where {scope("f", bank="f.banks")}""",
         columns=[("victim_state", "STRING"), ("victim_district", "STRING"), ("state", "STRING"),
@@ -252,9 +252,10 @@ chart("Money trail arcs", "deck_arc", "money_trail", **_deck(
     end_spatial={"type": "latlong", "latCol": "cashout_lat", "lonCol": "cashout_lon"},
     color_picker={"r": 30, "g": 90, "b": 200, "a": 0.35}, target_color_picker={"r": 200, "g": 20, "b": 60, "a": 0.6},
     stroke_width=1, legend_position=None, row_limit=2000,
-    # the largest flows into each cash-out district
+    # the largest flows into each cash-out district (ranked among all its flows at refresh; three, so
+    # the national map is not a hairball: ~2,000 arcs at national scale)
     adhoc_filters=[{"expressionType": "SIMPLE", "clause": "WHERE", "subject": "flow_rank", "operator": "<=",
-                    "comparator": 6, "filterOptionName": "top_flows"}]))
+                    "comparator": 3, "filterOptionName": "top_flows"}]))
 chart("National risk map", "deck_multi", "forecast_cells", **_deck(autozoom=True,
     deck_slices=[], deck_slice_uuids=[uid("chart", n) for n in
                                       ("State outlines", "District outlines", "Money trail arcs", "Risk hexagons",

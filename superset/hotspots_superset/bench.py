@@ -1,11 +1,16 @@
 """Render time of the dashboards in headless Chromium, with the slowest chart query named.
 
-    scripts/superset.sh bench [SLUG ...]      (Superset running for WAREHOUSE; logs in as admin)
+    scripts/superset.sh bench [SLUG ...] [--explain]   (Superset running for WAREHOUSE; logs in as admin)
+    scripts/superset.sh bench-serve [...]              (the same on a Superset of its own, for make bench)
 
 For each dashboard: seconds from opening its URL until every chart has finished loading (the
-deck.gl canvas drawn, for the map), first (cold data cache) and second load, and the slowest
-chart-data request of the first load from the browser's resource timings, by chart name. On a
-loaded 2-core machine the figures include the browser's own rendering time.
+deck.gl canvas drawn, for the map), first (cold data cache) and second load; every chart-data
+request of the first load from the browser's network log (Chrome's performance log), by chart
+name (native filters' value requests by dataset): seconds to the last byte, seconds to the
+response headers (the server's share) and bytes received; the load average beside each figure.
+`--explain` also runs every dataset's SQL under EXPLAIN ANALYZE in the warehouse and names the
+slowest. On a loaded 2-core machine the figures include the browser's own rendering time
+(software WebGL) and the queueing of requests behind other work.
 """
 
 from __future__ import annotations
@@ -34,7 +39,18 @@ def _chart_names(base: str, user: str, password: str) -> dict[int, str]:
     r.raise_for_status()
     s.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
     res = s.get(f"{base}/api/v1/chart/", params={"q": "(page_size:500)"}, timeout=60).json()["result"]
-    return {c["id"]: c["slice_name"] for c in res}
+    names = {c["id"]: c["slice_name"] for c in res}
+    res = s.get(f"{base}/api/v1/dataset/", params={"q": "(page_size:500)"}, timeout=60).json()["result"]
+    names.update({-d["id"]: d["table_name"] for d in res})  # datasets under negative ids
+    return names
+
+
+def _request_name(names: dict[int, str], url: str, body: str | None) -> str:
+    sid = _slice_id(url) or _slice_id(body)
+    if sid is not None:
+        return names.get(sid, f"chart {sid}")
+    m = re.search(r'"datasource":\s*\{\s*"id":\s*(\d+)', urllib.parse.unquote_plus(body or ""))
+    return f"filter values ({names.get(-int(m.group(1)), m.group(1)) if m else '?'})"
 
 
 def _slice_id(text: str) -> int | None:
@@ -62,8 +78,7 @@ def chart_requests(d, names: dict[int, str]) -> list[dict]:
                     body = d.execute_cdp_cmd("Network.getRequestPostData", {"requestId": rid})["postData"]
                 except Exception:  # noqa: BLE001 - gone already
                     body = ""
-            sid = _slice_id(url) or _slice_id(body)
-            reqs[rid] = {"chart": names.get(sid, f"slice {sid}"), "path": urllib.parse.urlsplit(url).path,
+            reqs[rid] = {"chart": _request_name(names, url, body), "path": urllib.parse.urlsplit(url).path,
                          "t0": p["timestamp"]}
         elif rid in reqs and m["method"] == "Network.responseReceived":
             t = p["response"].get("timing") or {}

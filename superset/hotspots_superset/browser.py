@@ -35,7 +35,11 @@ def driver() -> webdriver.Chrome:
         opts.add_argument(f)
     opts.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='chromium-')}")
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    # a page busy drawing the national map on software WebGL, on a loaded machine, can hold a
+    # script for longer than Selenium's default 30 s
+    d.set_script_timeout(180)
+    return d
 
 
 def login(d, base: str, user: str, password: str) -> None:
