@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import smtplib
 import socket
 import ssl
@@ -475,13 +476,18 @@ class Dispatcher:
             self.stats["map_wall_seconds"] = round(time.perf_counter() - t_maps, 2)
         finally:
             conn.close()
-        while True:
-            self._round()
-            nxt = self._next_due()
-            if nxt is None or not wait or time.perf_counter() - t0 + nxt > max_wait_s:
-                break
-            time.sleep(min(nxt, 30) + 0.05)
-        close_idle_smtp()
+        try:
+            while True:
+                self._round()
+                nxt = self._next_due()
+                if nxt is None or not wait or time.perf_counter() - t0 + nxt > max_wait_s:
+                    break
+                time.sleep(min(nxt, 30) + 0.05)
+        finally:
+            close_idle_smtp()
+            # The map files were only attachments to hand to Apprise: nothing to keep.
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.written.clear()
         self.stats["seconds"] = round(time.perf_counter() - t0, 2)
         self.stats["map_seconds"] = round(self.stats["map_seconds"], 2)
         self.stats["send_seconds"] = round(self.stats["send_seconds"], 2)
