@@ -42,7 +42,7 @@ def _compare_on(monkeypatch, raw: reader.RawFile, extract_date: date = D) -> int
     return sum(seen)
 
 
-@hsettings(max_examples=examples(12))
+@hsettings(max_examples=examples(6))  # each runs Great Expectations: seconds
 @given(data=st.data(), entity=st.sampled_from(contract.ENTITIES))
 def test_hostile_files_give_the_same_failures(tmp_path_factory, monkeypatch, data, entity):
     spec = data.draw(hostile_file(entity, 1, [], max_rows=12))
