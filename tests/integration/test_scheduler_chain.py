@@ -322,5 +322,5 @@ def test_retried_training_resumes_its_run_and_registers_one_version(chain, monke
     assert [r.info.run_id for r in runs] == [first] and decision["run_id"] == first
     assert runs[0].info.status == "FINISHED"
     versions = client.search_model_versions(f"name='{tracking.model_name(wh)}'")
-    assert [v.version for v in versions if v.run_id == first] == [version]
+    assert [str(v.version) for v in versions if v.run_id == first] == [version]
     assert decision["challenger"] == f"{tracking.model_name(wh)}/{version}"
