@@ -9,7 +9,6 @@ dated D or later: the leak test in tests/integration pins it.
 
 from __future__ import annotations
 
-import gzip
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -99,24 +98,14 @@ def clairvoyant(features: pd.DataFrame, truth_file, start, end, horizons=(1, 7))
     """Forecast frames for the candidates of [start, end] ranked by the simulator's truth
     (see CLAIRVOYANT: offset of the first truth day read, and how many days; None = the window)."""
     start, end = pd.Timestamp(start), pd.Timestamp(end)
-    with gzip.open(truth_file, "rt") as fh:
-        t = pd.read_csv(fh, parse_dates=["date"])
-    key = t.set_index(["h3_cell", "date"])["expected_withdrawals"]
+    daily = data.read_truth(truth_file).rename(columns={"date": "event_date", "expected_withdrawals": "n_withdrawals"})
     test = features[(features["feature_date"] >= start) & (features["feature_date"] <= end)]
-    cells = test["h3_cell"].to_numpy()
-
-    def window(offset: int, days: int) -> np.ndarray:
-        out = np.zeros(len(test))
-        for o in range(offset, offset + days):
-            idx = pd.MultiIndex.from_arrays([cells, test["feature_date"] + pd.Timedelta(days=o)])
-            out += key.reindex(idx).fillna(0).to_numpy()
-        return out
 
     out = {}
     for name, (offset, days) in CLAIRVOYANT.items():
         frames = []
         for h in horizons:
-            mu = window(offset, h if days is None else days)
+            mu = data.window_sums(test, daily, h if days is None else days, start_offset=offset)
             frames.append(forecast_frame(test, h, mu, p_any_from_mu(mu)))
         out[name] = pd.concat(frames, ignore_index=True)
     return out

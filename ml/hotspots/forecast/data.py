@@ -159,9 +159,13 @@ def truth_path(landing: Path | str | None) -> Path | None:
     return p if p.exists() else None
 
 
+def read_truth(path: Path) -> pd.DataFrame:
+    """The simulator's true intensity per cell and day: (h3_cell, date, expected_withdrawals)."""
+    with gzip.open(path, "rt") as f:
+        return pd.read_csv(f, parse_dates=["date"])
+
+
 def load_truth(path: Path, first, last, horizons=(1, 7)) -> pd.DataFrame:
     """The simulator's true intensity summed over each forecast window:
     (h3_cell, forecast_date, horizon_days, expected) for first <= forecast_date <= last."""
-    with gzip.open(path, "rt") as f:
-        t = pd.read_csv(f, parse_dates=["date"])
-    return windows(t, "date", "expected_withdrawals", first, last, horizons, "expected")
+    return windows(read_truth(path), "date", "expected_withdrawals", first, last, horizons, "expected")
