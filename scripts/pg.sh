@@ -2,7 +2,8 @@
 # Project-local PostgreSQL 15 + PostGIS cluster under .local/pg (git-ignored).
 #   pg.sh start            init if missing, start if stopped (harmless when running)
 #   pg.sh stop             stop cleanly
-#   pg.sh ensure-db NAME   create database NAME if missing (PostGIS enabled)
+#   pg.sh ensure-db NAME [postgis]  create database NAME if missing; with postgis: a warehouse
+#                          (PostGIS, and the least-privilege roles of scripts/warehouse-roles.sql)
 #   pg.sh status
 # Settings: PGHOST PGPORT PGUSER PGPASSWORD (see .env.example).
 set -euo pipefail
@@ -71,7 +72,36 @@ ensure_db() {
   fi
   if [ "${2:-}" = postgis ]; then
     PGOPTIONS="-c client_min_messages=warning" psql -d "$db" -qX -c "create extension if not exists postgis" >/dev/null
+    roles "$db"
   fi
+}
+
+# The warehouse's roles and grants (ingest writes raw/ingest, dbt staging/intermediate/marts,
+# dashboards read marts/alerts), then a login for hotspots_ingest and hotspots_dbt with a password
+# from HOTSPOTS_INGEST_PASSWORD / HOTSPOTS_DBT_PASSWORD, else generated into .local/secrets/ROLE
+# (never on a command line: psql reads the statement from stdin). hotspots_reader's login is
+# Superset's provisioning's (SUPERSET_READER_PASSWORD or .local/superset/reader_password).
+roles() {
+  local db=$1 role var pw secrets="$ROOT/.local/secrets"
+  PGOPTIONS="-c client_min_messages=warning" psql -d "$db" -qX -v ON_ERROR_STOP=1 \
+    -f "$ROOT/scripts/warehouse-roles.sql" >/dev/null
+  mkdir -p "$secrets" && chmod 700 "$secrets"
+  for role in hotspots_ingest hotspots_dbt; do
+    var="HOTSPOTS_${role#hotspots_}_PASSWORD"; var=${var^^}
+    pw=${!var:-}
+    if [ -z "$pw" ]; then
+      [ -s "$secrets/$role" ] || { (umask 077; head -c 24 /dev/urandom | base64 | tr -d '\n/+=' > "$secrets/$role"); }
+      pw=$(cat "$secrets/$role")
+    fi
+    # In the postgres database under one advisory lock: two warehouses made at once would
+    # otherwise update the same role row concurrently.
+    psql -d postgres -qX -v ON_ERROR_STOP=1 >/dev/null <<SQL
+begin;
+select pg_advisory_xact_lock(hashtext('hotspots.roles'));
+alter role $role with login nosuperuser nocreatedb nocreaterole password '${pw//\'/\'\'}';
+commit;
+SQL
+  done
 }
 
 case "${1:-}" in
@@ -79,5 +109,6 @@ case "${1:-}" in
   stop) stop ;;
   status) if running; then echo "pg: running on $PGHOST:$PGPORT"; else echo "pg: stopped"; exit 3; fi ;;
   ensure-db) ensure_db "$2" "${3:-}" ;;
-  *) echo "usage: $0 start|stop|status|ensure-db NAME [postgis]" >&2; exit 2 ;;
+  roles) roles "$2" ;;
+  *) echo "usage: $0 start|stop|status|ensure-db NAME [postgis]|roles NAME" >&2; exit 2 ;;
 esac

@@ -58,7 +58,9 @@ case "${1:-}" in
       sleep 1
     done
     if healthy "http://127.0.0.1:${AIRFLOW__API__PORT:-8080}/api/v2/monitor/health"; then
-      echo "services: Airflow UI at http://127.0.0.1:${AIRFLOW__API__PORT:-8080} (user admin, password admin)"
+      echo "services: Airflow UI at http://127.0.0.1:${AIRFLOW__API__PORT:-8080} (user admin; its password:" \
+        "AIRFLOW_ADMIN_PASSWORD or $AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE)"
+      python -m hotspots.airflow_api status || true
     else
       echo "services: Airflow API did not answer in 60 s, see $RUN/airflow-api.log" >&2; exit 1
     fi

@@ -6,7 +6,9 @@ working defaults as the Makefile and `.env.example`.
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,3 +84,48 @@ def mlflow_artifact_root() -> Path:
 def forecast_config(path: Path | None = None) -> dict:
     """Training, backtest and promotion settings (config/forecast.yml)."""
     return yaml.safe_load((path or CONFIG_DIR / "forecast.yml").read_text())
+
+
+LOCAL = ROOT / ".local"
+# Passwords that were defaults once: found in a passwords file, they are replaced.
+WEAK_PASSWORDS = frozenset({"admin", "password", "hotspots", "airflow", "mlflow", ""})
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def airflow_passwords(path: str | Path | None = None, users: str | None = None, announce=print) -> dict[str, str]:
+    """The Airflow UI's passwords (simple auth manager's passwords file, in .local): for every
+    user of AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS (user:role), AIRFLOW_<USER>_PASSWORD from
+    the environment, else the one in the file, else a generated one (printed once). A password
+    that used to be a default (admin) is replaced. Returns {user: password}."""
+    path = Path(path or os.environ.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE")
+                or LOCAL / "airflow" / "passwords.json")
+    users = users if users is not None else os.environ.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
+    try:
+        current = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        current = {}
+    out = {}
+    for entry in filter(None, (u.strip() for u in users.split(","))):
+        user = entry.split(":", 1)[0]
+        env = os.environ.get(f"AIRFLOW_{user.upper()}_PASSWORD", "")
+        if env:
+            out[user] = env
+        elif current.get(user, "") not in WEAK_PASSWORDS:
+            out[user] = current[user]
+        else:
+            out[user] = new_password()
+            announce(f"airflow: UI user {user}, password generated: {out[user]} (kept in {path})")
+    if out != current:
+        _write_private(path, json.dumps(out))
+    return out

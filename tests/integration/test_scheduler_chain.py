@@ -136,7 +136,9 @@ def chain(tmp_path_factory):
     smtp = SMTPSink().start()
     home = base / "airflow"
     home.mkdir()
-    (home / "passwords.json").write_text(json.dumps({"admin": "admin"}))
+    from hotspots.settings import airflow_passwords
+
+    password = airflow_passwords(home / "passwords.json", "admin:admin", announce=lambda _: None)["admin"]
     port = str(free_port())
     pg = {k: os.environ[k] for k in ("PGUSER", "PGPASSWORD", "PGHOST", "PGPORT")}
     env = dict(
@@ -170,7 +172,7 @@ def chain(tmp_path_factory):
         _prebuild(wh, landing, base)
         af.start()
         yield {"wh": wh, "decoy": decoy, "meta": meta, "landing": landing, "full": full, "new": dates[-1],
-               "airflow": af, "smtp": smtp, "base": base}
+               "airflow": af, "smtp": smtp, "base": base, "password": password}
     finally:
         af.stop()
         smtp.stop()
@@ -275,8 +277,10 @@ def test_a_new_extract_runs_the_chain_by_itself_for_its_warehouse(chain):
     assert forecast == [(after, forecast[0][1])] and forecast[0][1] > 0
     assert after == date.fromisoformat(new) + timedelta(days=1), (after, new)
     assert q(wh, "select count(*) from alerts.runs")[0][0] >= 1
-    # The decoy default warehouse was never touched (not even its schemas created), nor `hotspots`.
-    assert q(decoy, "select count(*) from pg_namespace where nspname in ('raw', 'ingest', 'marts', 'alerts')") == [(0,)]
+    # The decoy default warehouse was never touched (no table created: its schemas and grants are
+    # pg.sh's, made with the database), nor `hotspots`.
+    assert q(decoy, """select count(*) from pg_tables
+                        where schemaname in ('raw', 'ingest', 'ref', 'staging', 'intermediate', 'marts', 'alerts')""") == [(0,)]
     if default_before is not None:
         assert q("hotspots", "select count(*), max(finished_at) from ingest.extract_ledger") == default_before
 
