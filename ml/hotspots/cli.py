@@ -12,12 +12,15 @@ from hotspots.alerts import cli as alerts_cli
 
 def init_warehouse(warehouse: str | None = None) -> None:
     from hotspots.alerts import store as alert_store
+    from hotspots.forecast import store as forecast_store
     from hotspots.ingest import load
 
     conn = db.connect(warehouse)
     try:
         load.ensure_schema(conn)
         n = load.load_gazetteer(conn)
+        with conn:  # schema forecast; moves the forecast tables an older warehouse kept in marts
+            forecast_store.ensure_tables(conn)
         alert_store.ensure_schema(conn)
     finally:
         conn.close()

@@ -36,10 +36,8 @@ class Inputs:
         dates = data.extract_dates(conn)
         if len(dates) == 0:
             raise SystemExit("no extract has been loaded into this warehouse: ingest first")
-        places = data.frame(conn, "select h3_cell, coalesce(state, '?') || ' / ' || coalesce(district, '?') "
-                                  "as district from ref.h3_cells").set_index("h3_cell")["district"]
         return cls(features=data.load_features(conn), arrived=data.load_arrived(conn),
-                   neighbours=data.load_neighbours(conn), last_extract=dates.max(), places=places)
+                   neighbours=data.load_neighbours(conn), last_extract=dates.max(), places=data.load_places(conn))
 
 
 def forecast_frame(rows: pd.DataFrame, h: int, mu: np.ndarray, p: np.ndarray) -> pd.DataFrame:
@@ -228,9 +226,10 @@ def run(warehouse: str, start, end, landing: str | None = None, log: Callable[[s
     if dates.empty or end > dates.max():
         raise SystemExit(f"backtest: features reach {dates.max().date() if len(dates) else 'nothing'}; "
                          f"END {end.date()} is after the day after the last extract")
-    if start - dates.min() < pd.Timedelta(days=28):
-        raise SystemExit(f"backtest: features start {dates.min().date()}; START must leave at least 28 days "
-                         "of history to train on")
+    min_history = int(cfg["train"]["min_history_days"])
+    if start - dates.min() < pd.Timedelta(days=min_history):
+        raise SystemExit(f"backtest: features start {dates.min().date()}; START must leave at least {min_history} "
+                         "days of history to train on")
     truth = data.truth_path(landing)
     k = gate_k(cfg, inputs.features, pd.date_range(start, end))
     ks = sorted(set(cfg["ks"]) | {k})
@@ -240,7 +239,7 @@ def run(warehouse: str, start, end, landing: str | None = None, log: Callable[[s
     fc["issued_at"] = (fc["forecast_date"].dt.tz_localize("Asia/Kolkata")).map(pd.Timestamp.isoformat)
     store.ensure_tables(conn)
     with conn, conn.cursor() as cur:
-        cur.execute("delete from marts.backtest_forecast where forecast_date between %s and %s",
+        cur.execute("delete from forecast.backtest_forecast where forecast_date between %s and %s",
                     (start.date(), end.date()))
     n = store.write_forecast(conn, "backtest_forecast", fc, None,
                              f"{tracking.model_name(warehouse)}/backtest (refit every "

@@ -16,8 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+# Every table forecasting reads is a dbt mart, built with the daily feature path.
 FEATURES_TABLE = "marts.fct_cell_daily_features"
-ARRIVED_TABLE = "intermediate.int_withdrawals_arrived_by_cell"
+ARRIVED_TABLE = "marts.fct_withdrawal_arrivals"
+NEIGHBOURS_TABLE = "marts.dim_cell_neighbours"
+CELLS_TABLE = "marts.dim_registered_cells"
 
 # Model inputs: every feature column but the keys, places and bookkeeping.
 NOT_FEATURES = {"cell_day_key", "h3_cell", "feature_date", "h3_res6", "state", "district", "built_at"}
@@ -73,7 +76,13 @@ def load_arrived(conn, before=None) -> pd.DataFrame:
 
 
 def load_neighbours(conn) -> pd.DataFrame:
-    return frame(conn, "select h3_cell, neighbour as neighbour_cell, k from ref.h3_neighbours")
+    return frame(conn, f"select h3_cell, neighbour_cell, k from {NEIGHBOURS_TABLE}")
+
+
+def load_places(conn) -> pd.Series:
+    """"STATE / DISTRICT" of every registered cell, by h3_cell."""
+    return frame(conn, "select h3_cell, coalesce(state, '?') || ' / ' || coalesce(district, '?') as district "
+                       f"from {CELLS_TABLE}").set_index("h3_cell")["district"]
 
 
 def extract_dates(conn) -> pd.DatetimeIndex:

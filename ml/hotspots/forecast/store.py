@@ -1,96 +1,39 @@
-"""The forecast tables of contract/OUTPUTS.md and the project's own tables beside them.
+"""The forecast tables of contract/OUTPUTS.md and the project's own tables beside them:
+schema ``forecast`` (schema.sql), each table also reachable as ``marts.<name>`` (a view; the
+contract's names are marts.hotspot_forecast and marts.backtest_forecast).
 
 Writes are idempotent per (forecast_date, horizon_days): the rows of the dates written
 are replaced in one transaction, so a re-run never duplicates and a reader never sees a
-half-written forecast. Geometry, state and district come from ref.h3_cells (the
-directory-assigned place of each registered cell).
+half-written forecast. Geometry, state and district come from marts.dim_registered_cells
+(every registered cell with its directory-assigned place; a view of ref.h3_cells).
 """
 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pandas as pd
 
 FORECAST_COLUMNS = ["h3_cell", "h3_res", "forecast_date", "horizon_days", "issued_at", "expected_withdrawals",
                     "p_any", "risk_rank", "model_version", "state", "district", "geom"]
 
-DDL = """
-create schema if not exists marts;
-create table if not exists marts.{table} (
-    h3_cell text not null,
-    h3_res smallint not null default 8 check (h3_res = 8),
-    forecast_date date not null,
-    horizon_days smallint not null check (horizon_days in (1, 7)),
-    issued_at timestamptz not null,
-    expected_withdrawals double precision not null check (expected_withdrawals >= 0),
-    p_any double precision not null check (p_any between 0 and 1),
-    risk_rank integer not null check (risk_rank >= 1),
-    model_version text not null,
-    state text,
-    district text,
-    geom geometry(Polygon, 4326) not null,
-    primary key (forecast_date, horizon_days, h3_cell),
-    unique (forecast_date, horizon_days, risk_rank)
-);
-create index if not exists {table}_geom on marts.{table} using gist (geom);
-"""
-
-OTHER_DDL = """
-create table if not exists marts.hotspot_explanations (
-    forecast_date date not null,
-    horizon_days smallint not null,
-    h3_cell text not null,
-    risk_rank integer not null,
-    rank smallint not null,
-    feature text not null,
-    value double precision,
-    contribution double precision not null,
-    factor double precision not null,
-    text text not null,
-    model_version text not null,
-    issued_at timestamptz not null,
-    primary key (forecast_date, horizon_days, h3_cell, rank)
-);
-create table if not exists marts.backtest_baselines (
-    method text not null,
-    h3_cell text not null,
-    forecast_date date not null,
-    horizon_days smallint not null,
-    expected_withdrawals double precision not null,
-    p_any double precision not null,
-    risk_rank integer not null,
-    primary key (method, forecast_date, horizon_days, h3_cell)
-);
-create table if not exists marts.backtest_district_metrics (
-    method text not null,
-    horizon_days smallint not null,
-    district text not null,
-    n_dates integer not null,
-    metric text not null,
-    value double precision,
-    computed_at timestamptz not null default now(),
-    primary key (method, horizon_days, district, metric)
-);
-create table if not exists marts.backtest_metrics (
-    method text not null,
-    forecast_date date not null,
-    horizon_days smallint not null,
-    metric text not null,
-    value double precision,
-    computed_at timestamptz not null default now(),
-    primary key (method, forecast_date, horizon_days, metric)
-);
-"""
-
+SCHEMA_SQL = Path(__file__).with_name("schema.sql")
+# Every table schema.sql creates in schema forecast (each also reachable as marts.<name>, a view).
+TABLES = ("hotspot_forecast", "hotspot_forecast_history", "backtest_forecast", "hotspot_explanations",
+          "backtest_baselines", "backtest_metrics", "backtest_district_metrics")
 FORECAST_TABLES = ("hotspot_forecast", "hotspot_forecast_history", "backtest_forecast")
+# Where a forecast cell lies (hexagon, state, district): a dbt model of the registered cells.
+CELLS = "marts.dim_registered_cells"
 
 
 def ensure_tables(conn) -> None:
+    """Creates schema forecast, its tables and their marts.* views when missing, and moves the
+    tables an older warehouse kept in marts (schema.sql; idempotent, serialised)."""
     with conn.cursor() as cur:
-        for t in FORECAST_TABLES:
-            cur.execute(DDL.format(table=t))
-        cur.execute(OTHER_DDL)
+        cur.execute("select pg_advisory_xact_lock(hashtext('hotspots.forecast.ensure_tables'))")
+        cur.execute("set local client_min_messages = warning")
+        cur.execute(SCHEMA_SQL.read_text())
 
 
 def rank(df: pd.DataFrame, score: str = "expected_withdrawals") -> pd.DataFrame:
@@ -127,22 +70,22 @@ def write_forecast(conn, table: str, df: pd.DataFrame, issued_at, model_version:
                        issued_at timestamptz, expected_withdrawals double precision, p_any double precision,
                        risk_rank integer, model_version text) on commit drop""")
         _copy(cur, df, "new_forecast", cols)
-        cur.execute("select count(*) from new_forecast n left join ref.h3_cells c using (h3_cell) "
+        cur.execute(f"select count(*) from new_forecast n left join {CELLS} c using (h3_cell) "
                     "where c.h3_cell is null")
         missing = cur.fetchone()[0]
         if missing:
-            raise ValueError(f"{missing} forecast cells are not registered in ref.h3_cells")
+            raise ValueError(f"{missing} forecast cells are not registered cells ({CELLS})")
         if replace_all:
-            cur.execute(f"delete from marts.{table}")
+            cur.execute(f"delete from forecast.{table}")
         else:
-            cur.execute(f"""delete from marts.{table} t using (select distinct forecast_date, horizon_days
+            cur.execute(f"""delete from forecast.{table} t using (select distinct forecast_date, horizon_days
                             from new_forecast) n
                             where t.forecast_date = n.forecast_date and t.horizon_days = n.horizon_days""")
-        cur.execute(f"""insert into marts.{table} ({', '.join(FORECAST_COLUMNS)})
+        cur.execute(f"""insert into forecast.{table} ({', '.join(FORECAST_COLUMNS)})
                         select n.h3_cell, 8, n.forecast_date, n.horizon_days, n.issued_at,
                                n.expected_withdrawals, n.p_any, n.risk_rank, n.model_version,
                                coalesce(c.state, 'UNKNOWN'), coalesce(c.district, 'UNKNOWN'), c.geom
-                        from new_forecast n join ref.h3_cells c using (h3_cell)""")
+                        from new_forecast n join {CELLS} c using (h3_cell)""")
         return cur.rowcount
 
 
@@ -152,9 +95,9 @@ def write_baselines(conn, df: pd.DataFrame, dates: tuple) -> int:
     cols = ["method", "h3_cell", "forecast_date", "horizon_days", "expected_withdrawals", "p_any", "risk_rank"]
     with conn, conn.cursor() as cur:
         ensure_tables(conn)
-        cur.execute("delete from marts.backtest_baselines where forecast_date between %s and %s", dates)
+        cur.execute("delete from forecast.backtest_baselines where forecast_date between %s and %s", dates)
         if len(df):
-            _copy(cur, df, "marts.backtest_baselines", cols)
+            _copy(cur, df, "forecast.backtest_baselines", cols)
         return len(df)
 
 
@@ -164,9 +107,9 @@ def write_metrics(conn, per_date: pd.DataFrame, dates: tuple) -> int:
     long = per_date.melt(id_vars=keys, var_name="metric", value_name="value").dropna(subset=["value"])
     with conn, conn.cursor() as cur:
         ensure_tables(conn)
-        cur.execute("delete from marts.backtest_metrics where forecast_date between %s and %s", dates)
+        cur.execute("delete from forecast.backtest_metrics where forecast_date between %s and %s", dates)
         if len(long):
-            _copy(cur, long, "marts.backtest_metrics", keys + ["metric", "value"])
+            _copy(cur, long, "forecast.backtest_metrics", keys + ["metric", "value"])
         return len(long)
 
 
@@ -177,10 +120,10 @@ def write_explanations(conn, df: pd.DataFrame) -> int:
         ensure_tables(conn)
         groups = df[["forecast_date", "horizon_days"]].drop_duplicates()
         for d, h in groups.itertuples(index=False):
-            cur.execute("delete from marts.hotspot_explanations where forecast_date = %s and horizon_days = %s",
+            cur.execute("delete from forecast.hotspot_explanations where forecast_date = %s and horizon_days = %s",
                         (pd.Timestamp(d).date(), int(h)))
         if len(df):
-            _copy(cur, df, "marts.hotspot_explanations", cols)
+            _copy(cur, df, "forecast.hotspot_explanations", cols)
         return len(df)
 
 
@@ -192,7 +135,7 @@ def write_district_metrics(conn, summary: pd.DataFrame) -> int:
         id_vars=keys, var_name="metric", value_name="value").dropna(subset=["value"])
     with conn, conn.cursor() as cur:
         ensure_tables(conn)
-        cur.execute("delete from marts.backtest_district_metrics")
+        cur.execute("delete from forecast.backtest_district_metrics")
         if len(long):
-            _copy(cur, long, "marts.backtest_district_metrics", keys + ["metric", "value"])
+            _copy(cur, long, "forecast.backtest_district_metrics", keys + ["metric", "value"])
         return len(long)

@@ -89,9 +89,10 @@ def train(warehouse: str, landing: str | None = None, overrides: dict | None = N
     ev_days = int(cfg["evaluation"]["days"])
     ev_start, ev_end = origin - pd.Timedelta(days=ev_days), origin - pd.Timedelta(days=1)
     first_feature = inputs.features["feature_date"].min()
-    if pd.isna(first_feature) or ev_start - first_feature < pd.Timedelta(days=28):
+    min_history = int(cfg["train"]["min_history_days"])
+    if pd.isna(first_feature) or ev_start - first_feature < pd.Timedelta(days=min_history):
         raise SystemExit(f"train: {warehouse} has features from {first_feature} only; evaluation from {ev_start.date()} "
-                         "needs at least 28 days of history before it")
+                         f"needs at least {min_history} days of history before it")
     truth = truth_path(landing)
     champion, champion_id = tracking.load_champion(warehouse)
     if champion is not None and set(champion.features) - set(inputs.features.columns):

@@ -2,8 +2,16 @@
 
 PostgreSQL has no H3 extension in Debian's packages, so the hexagon, the parent
 cells and the k-ring neighbours are computed here with the h3 library, for every
-cell that has a located withdrawal (by coordinates or PIN centroid) and is not
-registered yet. State and district come from the nearest India Post office.
+cell a withdrawal can be located in that is not registered yet. State and district
+come from the nearest India Post office.
+
+Where a withdrawal is located is decided in one place, dbt's int_withdrawals_located
+(a fixed terminal's registry position, else the row's coordinates, else a mobile
+terminal's position, else the PIN centroid). This runs before dbt and does not choose:
+it registers every cell that rule can pick, the cell of each row's coordinates (a
+terminal's position is one of these) and, for a row without coordinates, its PIN
+centroid's cell. dbt's relationships test on int_withdrawals_located.h3_cell fails if
+the rule ever picks a cell this left out.
 """
 
 from __future__ import annotations
@@ -14,6 +22,8 @@ import h3
 
 from hotspots.geo.gazetteer import H3_RES
 
+# The cells int_withdrawals_located can choose (coord_cell and pincode_cell of
+# stg_raw__withdrawals, the PIN cell where coord_cell is null), not registered yet.
 NEW_CELLS_SQL = """
 select distinct s.h3_cell from (
     select h3_cell from raw.withdrawals where h3_cell is not null
