@@ -181,8 +181,9 @@ fuzz: deps db airflow-init ## property-based ingest tests with FUZZ_FACTOR (defa
 	@HYPOTHESIS_PROFILE=fuzz HOTSPOTS_FUZZ_FACTOR=$(or $(FUZZ_FACTOR),20) $(PY) -m pytest -q -p no:cacheprovider \
 		--hypothesis-show-statistics -k "not airflow" tests/ingest/test_hostile.py tests/integration/test_ingest_hostile.py
 
-lint: $(PIPELINE_STAMP) ## ruff (with Airflow rules)
+lint: $(PIPELINE_STAMP) db ## ruff (with Airflow rules); sqlfluff on the dbt models (dbt templater, .sqlfluff)
 	@$(VENV)/bin/ruff check ml dags tests superset
+	@WAREHOUSE=postgres $(VENV)/bin/sqlfluff lint dbt/models --processes 2 --disable-progress-bar
 
 superset: deps warehouse ## provision Superset for WAREHOUSE: views, read-only role, dashboards, roles, RLS, users
 	@scripts/superset.sh provision

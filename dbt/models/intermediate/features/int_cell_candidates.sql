@@ -28,7 +28,8 @@ pressure as (
 ),
 
 neighbours as (
-    select * from {{ ref('stg_ref__h3_neighbours') }} where k = 1
+    select * from {{ ref('stg_ref__h3_neighbours') }}
+    where k = 1
 ),
 
 cell_first_seen as (
@@ -47,5 +48,6 @@ from (
     inner join cell_first_seen as f
         on n.neighbour_cell = f.h3_cell and f.first_extract_date < w.feature_date
     union
-    select h3_cell, feature_date from pressure where pressure_7d > 0
+    select h3_cell, feature_date from pressure
+    where pressure_7d > 0
 ) as candidates

@@ -4,8 +4,9 @@
 -- was known to use; the weighted variant shares it by how many of the account's known
 -- withdrawals were in each cell, and the fresh one counts only transfers made on the
 -- arrival day or the day before (money not yet withdrawn, most likely). Only completed
--- transfers count (held or reversed money is not withdrawn). Grain: (h3_cell, arrival_date). Incremental by arrival date: a day's
--- pressure is fixed once the extracts up to it are in (see macros/feature_dates.sql).
+-- transfers count (held or reversed money is not withdrawn). Grain: (h3_cell, arrival_date).
+-- Incremental by arrival date: a day's pressure is fixed once the extracts up to it are in
+-- (see macros/feature_dates.sql).
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -16,11 +17,14 @@
 with
 
 bounds as (
-    select {{ build_date_start('arrival_date', 0, requires=['pressure_fresh']) }} as first_date, {{ build_date_end(0) }} as last_date
+    select
+        {{ build_date_start('arrival_date', 0, requires=['pressure_fresh']) }} as first_date,
+        {{ build_date_end(0) }} as last_date
 ),
 
 transfers as (
-    select t.txn_id, t.ack_no, t.to_account, t.amount_inr, t.extract_date as arrival_date,
+    select
+        t.txn_id, t.ack_no, t.to_account, t.amount_inr, t.extract_date as arrival_date,
         t.txn_date >= t.extract_date - 1 as is_fresh
     from {{ ref('stg_raw__transactions') }} as t, bounds as b
     where t.status = 'COMPLETED' and t.extract_date between b.first_date and b.last_date

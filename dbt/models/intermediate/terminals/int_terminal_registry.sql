@@ -90,7 +90,8 @@ changes as (
 ),
 
 kept as (
-    select * from changes where previous_cell is distinct from h3_cell
+    select * from changes
+    where previous_cell is distinct from h3_cell
 )
 
 select

@@ -113,7 +113,10 @@ select
         extract(day from c.feature_date) <= 2
         or c.feature_date + 3 > (date_trunc('month', c.feature_date) + interval '1 month')::date
     ) as is_month_end,
-    exists (select 1 from holidays as hd where hd.holiday_date = c.feature_date) as is_holiday,
+    exists(
+        select 1 from holidays as hd
+        where hd.holiday_date = c.feature_date
+    ) as is_holiday,
     now() as built_at
 from candidates as c
 inner join cells as h on c.h3_cell = h.h3_cell

@@ -8,7 +8,7 @@ daily as (
     select h3_cell, withdrawn_date, count(*)::integer as n
     from {{ ref('int_withdrawals_located') }}
     where h3_cell is not null
-    group by 1, 2
+    group by h3_cell, withdrawn_date
 ),
 
 last_extract as (

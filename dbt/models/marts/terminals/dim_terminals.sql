@@ -7,7 +7,8 @@
 with
 
 withdrawals as (
-    select * from {{ ref('int_withdrawals_located') }} where terminal_id is not null
+    select * from {{ ref('int_withdrawals_located') }}
+    where terminal_id is not null
 ),
 
 current_position as (
@@ -57,7 +58,7 @@ select
     p.located_since,
     coalesce(p.reports_known, 0) as reports_with_coordinates,
     coalesce(p.cells_seen, 0) as cells_seen,
-    coalesce(b.banks, '{}'::text []) as banks,
+    coalesce(b.banks, '{}'::text[]) as banks,
     a.first_extract_date,
     a.last_extract_date,
     a.first_withdrawn_at,

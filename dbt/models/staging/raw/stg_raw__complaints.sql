@@ -17,8 +17,9 @@ renamed as (
         victim_pincode,
         victim_h3_cell,
         victim_mobile_hash,
-        case when victim_lon is not null
-            then st_setsrid(st_makepoint(victim_lon, victim_lat), 4326)
+        case
+            when victim_lon is not null
+                then st_setsrid(st_makepoint(victim_lon, victim_lat), 4326)
         end as victim_geom,
         first_extract_date as extract_date,
         extract_date as latest_extract_date,
