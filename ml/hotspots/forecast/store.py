@@ -5,7 +5,7 @@ contract's names are marts.hotspot_forecast and marts.backtest_forecast).
 Writes are idempotent per (forecast_date, horizon_days): the rows of the dates written
 are replaced in one transaction, so a re-run never duplicates and a reader never sees a
 half-written forecast. Geometry, state and district come from marts.dim_registered_cells
-(every registered cell with its directory-assigned place; a view of ref.h3_cells).
+(every registered cell with its directory-assigned place; a dbt view of the cell registry).
 """
 
 from __future__ import annotations
