@@ -357,7 +357,7 @@ begin
         group by 1, 2;
     perform marts.dashboard_build('dash_district_outlines', $q$
         select d.state, d.district, (st_asgeojson(st_exteriorring(p.geom), 3)::json -> 'coordinates')::text as ring
-        from _districts d, lateral st_dump(st_simplifypreservetopology(d.geom, 0.01)) p
+        from _districts d, lateral st_dump(st_simplifypreservetopology(d.geom, 0.02)) p
         where st_area(p.geom) > 0.0005 $q$, array['state, district']);
     perform marts.dashboard_build('dash_state_outlines', $q$
         select s.state, (st_asgeojson(st_exteriorring(p.geom), 3)::json -> 'coordinates')::text as ring

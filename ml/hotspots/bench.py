@@ -172,7 +172,7 @@ def bench_superset(warehouse: str) -> dict:
     """Dashboard render times in headless Chromium, slowest query named (superset/hotspots_superset/bench.py)."""
     out = settings.ROOT / ".local" / "bench" / "superset.json"
     env = dict(os.environ, WAREHOUSE=warehouse, SUPERSET_PORT=os.environ.get("BENCH_SUPERSET_PORT", "8098"))
-    subprocess.run([str(settings.ROOT / "scripts" / "superset.sh"), "bench-serve", "--json", str(out)], env=env,
+    subprocess.run([str(settings.ROOT / "scripts" / "superset.sh"), "bench-serve", "--floor", "--json", str(out)], env=env,
                    check=True)
     return json.loads(out.read_text())
 

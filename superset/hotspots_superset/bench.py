@@ -31,6 +31,40 @@ sys.path.insert(0, str(HERE))
 from browser import driver, login, open_dashboard  # noqa: E402
 
 DEFAULT_SLUGS = ("national-risk-map", "district-drilldown")
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(root: int | None) -> float:
+    """CPU seconds (user + system) used so far by process `root` and all its descendants (from
+    /proc): the browser's and the server's work, which a busy machine does not inflate the way it
+    inflates wall time."""
+    if root is None:
+        return 0.0
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            raw = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        f = raw[raw.rfind(")") + 2:].split()
+        stats[int(pid)] = f
+        children.setdefault(int(f[1]), []).append(int(pid))
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            total += (int(stats[pid][11]) + int(stats[pid][12])) / HZ
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def _server_pid() -> int | None:
+    f = Path(os.environ.get("SUPERSET_LOCAL", ".")) / "run" / f"gunicorn-{os.environ.get('SUPERSET_PORT', '8088')}.pid"
+    try:
+        return int(f.read_text())
+    except (OSError, ValueError):
+        return None
 
 def _chart_names(base: str, user: str, password: str) -> dict[int, str]:
     s = requests.Session()
@@ -100,9 +134,12 @@ def bench(base: str, user: str, password: str, slugs=DEFAULT_SLUGS, out: Path | 
     d = driver()
     try:
         login(d, base, user, password)
+        browser_pid, server_pid = d.service.process.pid, _server_pid()
         for slug in slugs:
             d.get_log("performance")  # drop what came before
+            cpu0 = cpu_seconds(browser_pid), cpu_seconds(server_pid)
             cold = open_dashboard(d, base, slug, out, f"bench-{slug}.png")
+            cpu = (round(cpu_seconds(browser_pid) - cpu0[0], 1), round(cpu_seconds(server_pid) - cpu0[1], 1))
             reqs = chart_requests(d, names)
             warm = open_dashboard(d, base, slug, out)
             warm_reqs = chart_requests(d, names)
@@ -113,6 +150,7 @@ def bench(base: str, user: str, password: str, slugs=DEFAULT_SLUGS, out: Path | 
                 "requests": len(reqs), "bytes": sum(r.get("bytes", 0) for r in reqs),
                 "slowest_query": None if slowest is None else {
                     "chart": slowest["chart"], "seconds": slowest["seconds"], "server_s": slowest.get("server_s")},
+                "browser_cpu_s": cpu[0], "server_cpu_s": cpu[1] if server_pid else None,
                 "chart_requests": reqs, "warm_chart_requests": warm_reqs,
                 "loadavg": [round(x, 2) for x in load]}
             f = figures[slug]
@@ -120,6 +158,8 @@ def bench(base: str, user: str, password: str, slugs=DEFAULT_SLUGS, out: Path | 
                   f"{f['requests']} chart requests, {f['bytes'] / 1e3:.0f} kB, slowest "
                   + (f"'{slowest['chart']}' {slowest['seconds']:.2f} s (server {slowest.get('server_s')} s)"
                      if slowest else "n/a")
+                  + f"; CPU of the cold load: browser {cpu[0]:.1f} s"
+                  + (f", Superset {cpu[1]:.1f} s" if server_pid else "")
                   + f"; load average {load[0]:.2f}" + (f"; ERRORS {f['errors']}" if f["errors"] else ""))
             for r in reqs:
                 print(f"bench:   {r['chart'][:40]:40s} {r['seconds']:6.2f} s  server {r.get('server_s', 0):6.2f} s  "
@@ -127,6 +167,47 @@ def bench(base: str, user: str, password: str, slugs=DEFAULT_SLUGS, out: Path | 
     finally:
         d.quit()
     return figures
+
+
+def _api(base: str, user: str, password: str) -> requests.Session:
+    """A logged-in session that may change charts (JWT and CSRF token)."""
+    s = requests.Session()
+    r = s.post(f"{base}/api/v1/security/login", json={"username": user, "password": password, "provider": "db"},
+               timeout=60)
+    r.raise_for_status()
+    s.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+    s.headers["X-CSRFToken"] = s.get(f"{base}/api/v1/security/csrf_token/", timeout=60).json()["result"]
+    s.headers["Referer"] = base
+    return s
+
+
+def floor(base: str, user: str, password: str, slug: str = "national-risk-map", runs: int = 2) -> dict:
+    """What the map dashboard costs without its map: the same dashboard (filters, big numbers, top
+    cells) with the multi-layer chart's layers taken out for the measurement and put back after.
+    The difference to the full dashboard is the map's; the rest is Superset's own page."""
+    s = _api(base, user, password)
+    charts = s.get(f"{base}/api/v1/chart/", params={"q": "(page_size:500)"}, timeout=60).json()["result"]
+    multi = next(c["id"] for c in charts if c["viz_type"] == "deck_multi")
+    saved = s.get(f"{base}/api/v1/chart/{multi}", timeout=60).json()["result"]["params"]
+    s.put(f"{base}/api/v1/chart/{multi}", json={"params": json.dumps({**json.loads(saved), "deck_slices": []})},
+          timeout=60).raise_for_status()
+    d = driver()
+    try:
+        login(d, base, user, password)
+        browser_pid, server_pid = d.service.process.pid, _server_pid()
+        ready, cpu = [], []
+        for _ in range(runs):
+            c0 = cpu_seconds(browser_pid) + cpu_seconds(server_pid)
+            ready.append(open_dashboard(d, base, slug, Path("."), None, map_canvas=False)["ready_s"])
+            cpu.append(round(cpu_seconds(browser_pid) + cpu_seconds(server_pid) - c0, 1))
+    finally:
+        d.quit()
+        s.put(f"{base}/api/v1/chart/{multi}", json={"params": saved}, timeout=60).raise_for_status()
+    out = {"slug": slug, "ready_s": ready, "cpu_s": cpu, "loadavg": round(os.getloadavg()[0], 2)}
+    print(f"bench: floor: {slug} without its map layers rendered in "
+          + " / ".join(_s(r) for r in ready) + f" (CPU of browser and Superset {' / '.join(map(str, cpu))} s; "
+          f"load average {out['loadavg']:.2f})")
+    return out
 
 
 def dataset_costs(warehouse: str, assets: Path = HERE.parent / "assets", user: str = "admin",
@@ -174,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--assets", type=Path, default=HERE.parent / "assets", help="the export tree (for --explain)")
     p.add_argument("--datasets", default="", help="comma-separated datasets for --explain (default: all)")
     p.add_argument("--only-explain", action="store_true", help="--explain without the browser")
+    p.add_argument("--floor", action="store_true",
+                   help="also time the map dashboard without its map layers (Superset's own page: the floor)")
     a = p.parse_args(argv)
     local = Path(os.environ.get("SUPERSET_LOCAL", Path(__file__).resolve().parents[2] / ".local" / "superset"))
     password = None if a.only_explain else (
@@ -181,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     a.explain = a.explain or a.only_explain
     figures = {} if a.only_explain else bench(a.base, a.user, password, a.slugs, local / "bench")
+    if a.floor and not a.only_explain:
+        figures["floor"] = floor(a.base, a.user, password)
     if a.explain:
         costs = dataset_costs(os.environ.get("WAREHOUSE", "hotspots"), a.assets,
                               only=a.datasets.split(",") if a.datasets else None)
