@@ -16,11 +16,14 @@ start_one() {
 }
 
 stop_one() {
-  local name=$1
+  local name=$1 pid
   if alive "$name"; then
-    kill -TERM "$(cat "$RUN/$name.pid")" 2>/dev/null || true
+    pid=$(cat "$RUN/$name.pid")
+    # A service started under setsid leads its own process group: stop the group (its workers too).
+    if [ "$(ps -o pgid= -p "$pid" | tr -d ' ')" = "$pid" ]; then kill -TERM -- "-$pid" 2>/dev/null || true
+    else kill -TERM "$pid" 2>/dev/null || true; fi
     for _ in $(seq 1 30); do alive "$name" || break; sleep 1; done
-    alive "$name" && kill -KILL "$(cat "$RUN/$name.pid")" 2>/dev/null || true
+    alive "$name" && kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
     echo "services: $name stopped"
   fi
   rm -f "$RUN/$name.pid"
@@ -40,9 +43,45 @@ start_mail() {
   echo "services: mail catcher on 127.0.0.1:${ALERTS_SMTP_PORT:-8025}, messages in $maildir/new"
 }
 
+# The MLflow tracking server: MLflow's basic-auth app (UI and API ask for a login), artifacts served
+# by the server (--serve-artifacts: clients upload and download over HTTP, no shared folder). Its
+# store URI (with the database password) and the admin password reach it through its environment
+# (MLFLOW_BACKEND_STORE_URI, MLFLOW_AUTH_ADMIN_PASSWORD), never its command line, so `ps` shows neither.
+start_mlflow() {
+  local ini="${MLFLOW_AUTH_CONFIG_PATH:-$HOTSPOTS_ROOT/.local/mlflow/basic_auth.ini}"
+  mkdir -p "$HOTSPOTS_MLFLOW_ARTIFACTS" "$(dirname "$ini")"
+  if [ ! -s "$ini" ]; then
+    (umask 077; cat > "$ini" <<INI
+[mlflow]
+default_permission = READ
+database_uri = sqlite:///$(dirname "$ini")/basic_auth.db
+admin_username = ${MLFLOW_TRACKING_USERNAME:-admin}
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+INI
+    )
+  fi
+  MLFLOW_AUTH_CONFIG_PATH="$ini" MLFLOW_AUTH_ADMIN_PASSWORD="$MLFLOW_TRACKING_PASSWORD" \
+    start_one mlflow setsid mlflow server --app-name basic-auth --serve-artifacts \
+    --artifacts-destination "$HOTSPOTS_MLFLOW_ARTIFACTS" --host 127.0.0.1 --port "${MLFLOW_PORT:-5000}" --workers 1
+}
+
+wait_mlflow() {
+  for _ in $(seq 1 120); do healthy "http://127.0.0.1:${MLFLOW_PORT:-5000}/health" && break; alive mlflow || break; sleep 1; done
+  if healthy "http://127.0.0.1:${MLFLOW_PORT:-5000}/health"; then
+    echo "services: MLflow UI at http://127.0.0.1:${MLFLOW_PORT:-5000} (user ${MLFLOW_TRACKING_USERNAME:-admin}; its password:" \
+      "MLFLOW_TRACKING_PASSWORD or $HOTSPOTS_ROOT/.local/mlflow/admin_password)"
+  else
+    echo "services: MLflow did not answer in 120 s, see $RUN/mlflow.log" >&2; tail -20 "$RUN/mlflow.log" >&2; exit 1
+  fi
+}
+
 case "${1:-}" in
   mail)
     start_mail
+    ;;
+  mlflow)
+    start_mlflow
+    wait_mlflow
     ;;
   start)
     start_mail
@@ -50,9 +89,7 @@ case "${1:-}" in
     start_one airflow-scheduler airflow scheduler --skip-serve-logs
     start_one airflow-dag-processor airflow dag-processor
     start_one airflow-triggerer airflow triggerer --skip-serve-logs
-    mkdir -p "$HOTSPOTS_MLFLOW_ARTIFACTS"
-    start_one mlflow mlflow server --host 127.0.0.1 --port "${MLFLOW_PORT:-5000}" \
-      --backend-store-uri "$MLFLOW_TRACKING_URI" --default-artifact-root "$HOTSPOTS_MLFLOW_ARTIFACTS" --workers 1
+    start_mlflow
     for _ in $(seq 1 60); do
       healthy "http://127.0.0.1:${AIRFLOW__API__PORT:-8080}/api/v2/monitor/health" && break
       sleep 1
@@ -64,12 +101,7 @@ case "${1:-}" in
     else
       echo "services: Airflow API did not answer in 60 s, see $RUN/airflow-api.log" >&2; exit 1
     fi
-    for _ in $(seq 1 60); do healthy "http://127.0.0.1:${MLFLOW_PORT:-5000}/health" && break; sleep 1; done
-    if healthy "http://127.0.0.1:${MLFLOW_PORT:-5000}/health"; then
-      echo "services: MLflow UI at http://127.0.0.1:${MLFLOW_PORT:-5000}"
-    else
-      echo "services: MLflow did not answer in 60 s, see $RUN/mlflow.log" >&2; exit 1
-    fi
+    wait_mlflow
     # Superset (its own virtualenv, gunicorn; scripts/superset.sh keeps its pid and log).
     "$(dirname "$0")/superset.sh" setup
     "$(dirname "$0")/superset.sh" start
@@ -78,5 +110,5 @@ case "${1:-}" in
     "$(dirname "$0")/superset.sh" stop
     for s in mlflow airflow-triggerer airflow-dag-processor airflow-scheduler airflow-api mail; do stop_one "$s"; done
     ;;
-  *) echo "usage: $0 start|stop|mail" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|mail|mlflow" >&2; exit 2 ;;
 esac

@@ -69,15 +69,41 @@ def ingest_config(path: Path | None = None) -> IngestConfig:
 
 
 def mlflow_tracking_uri() -> str:
-    """MLflow's tracking store and model registry: the `mlflow` database of the cluster."""
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
+    """MLflow's tracking server (runs, registry and artifacts over HTTP): MLFLOW_TRACKING_URI, else
+    the local one `make up` starts on MLFLOW_PORT."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"http://127.0.0.1:{os.environ.get('MLFLOW_PORT', '5000')}"
+
+
+def mlflow_backend_store_uri() -> str:
+    """The tracking server's own store (the cluster's `mlflow` database): for the server only,
+    passed in its environment (MLFLOW_BACKEND_STORE_URI), never on its command line."""
+    if os.environ.get("MLFLOW_BACKEND_STORE_URI"):
+        return os.environ["MLFLOW_BACKEND_STORE_URI"]
     s = pg()
     return f"postgresql+psycopg2://{s.user}:{s.password}@{s.host}:{s.port}/mlflow"
 
 
+def local_secret(path: Path, announce: str | None = None) -> str:
+    """A secret kept in ``path`` (.local, mode 600), generated the first time (then announced)."""
+    if path.exists() and path.read_text().strip():
+        return path.read_text().strip()
+    value = new_password()
+    _write_private(path, value + "\n")
+    if announce:
+        print(f"{announce}: {value} (kept in {path})")
+    return value
+
+
+def mlflow_credentials() -> tuple[str, str]:
+    """The MLflow server's login (basic-auth app): MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD,
+    else admin with the password generated into .local/mlflow/admin_password."""
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME") or "admin"
+    password = os.environ.get("MLFLOW_TRACKING_PASSWORD") or local_secret(LOCAL / "mlflow" / "admin_password")
+    return user, password
+
+
 def mlflow_artifact_root() -> Path:
-    """Where run artifacts (models, plots, tables) are written: a local folder."""
+    """Where the tracking server keeps artifacts (--artifacts-destination): a local folder."""
     return Path(os.environ.get("HOTSPOTS_MLFLOW_ARTIFACTS", ROOT / ".local" / "mlflow" / "artifacts"))
 
 

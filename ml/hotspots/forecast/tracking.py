@@ -1,17 +1,22 @@
-"""MLflow: the tracking store and model registry in the cluster's `mlflow` database,
-artifacts in a local folder. One experiment and one registered model per warehouse, so
-two warehouses never share a champion."""
+"""MLflow through its tracking server (`mlflow server --serve-artifacts`, basic-auth app): runs,
+the model registry and artifacts all go over HTTP, so a worker needs no database URI and no
+shared folder. One experiment and one registered model per warehouse, so two warehouses never
+share a champion. The server's address is MLFLOW_TRACKING_URI, its login MLFLOW_TRACKING_USERNAME
+/ MLFLOW_TRACKING_PASSWORD (settings.mlflow_credentials: generated into .local, never in a
+repository file)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import subprocess
-from pathlib import Path
 
 from hotspots import settings
 
 CHAMPION = "champion"
+# What MLflow 3's UI opens an experiment on: classic model training runs, not the GenAI screens.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+DESCRIPTION_TAG = "mlflow.note.content"  # the description the UI shows for experiments and runs
 
 
 def model_name(warehouse: str) -> str:
@@ -22,18 +27,46 @@ def experiment_name(warehouse: str) -> str:
     return f"hotspots/{warehouse}"
 
 
-def setup(warehouse: str):
-    """Point MLflow at the store; create the experiment (with a local artifact folder)."""
+def experiment_description(warehouse: str) -> str:
+    return (f"Training runs of the cash-out hotspot model for warehouse `{warehouse}` (DAG train_model): a "
+            "rolling-origin evaluation of the challenger against the baselines (persistence, prospective "
+            "kernel, lag-feature GBM) and the champion, the final fit, registration as "
+            f"`{model_name(warehouse)}` and the promotion gate (alias `{CHAMPION}`). Per-origin metrics: "
+            "the table evaluation/per_origin_metrics.json; plots under evaluation/.")
+
+
+def configure():
+    """Point the MLflow client at the tracking server, with its login; returns the mlflow module."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    user, password = settings.mlflow_credentials()
+    os.environ.setdefault("MLFLOW_TRACKING_USERNAME", user)
+    os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", password)
     import mlflow
 
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri())
-    mlflow.set_registry_uri(settings.mlflow_tracking_uri())
+    return mlflow
+
+
+def setup(warehouse: str):
+    """The warehouse's experiment (created on the server, artifacts served by it), made active."""
+    mlflow = configure()
+    from mlflow.exceptions import MlflowException
+
     name = experiment_name(warehouse)
-    if mlflow.get_experiment_by_name(name) is None:
-        root = settings.mlflow_artifact_root() / warehouse
-        root.mkdir(parents=True, exist_ok=True)
-        mlflow.create_experiment(name, artifact_location=root.resolve().as_uri())
+    exp = mlflow.get_experiment_by_name(name)
+    tags = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, DESCRIPTION_TAG: experiment_description(warehouse),
+            "warehouse": warehouse}
+    if exp is None:
+        try:
+            mlflow.create_experiment(name, tags=tags)
+        except MlflowException:  # created at the same moment by another task
+            if mlflow.get_experiment_by_name(name) is None:
+                raise
+    else:
+        client = mlflow.MlflowClient()
+        for k, v in tags.items():
+            if exp.tags.get(k) != v:
+                client.set_experiment_tag(exp.experiment_id, k, v)
     mlflow.set_experiment(name)
     return mlflow
 
@@ -73,6 +106,16 @@ def champion_version(warehouse: str):
         return None
 
 
+def champion_last_extract(warehouse: str) -> str | None:
+    """The last extract date the champion was trained on (its run's data.last_extract_date), or None."""
+    v = champion_version(warehouse)
+    if v is None:
+        return None
+    from mlflow import MlflowClient
+
+    return MlflowClient().get_run(v.run_id).data.tags.get("data.last_extract_date")
+
+
 def load_champion(warehouse: str):
     """(HotspotModel, "name/version") of the champion, or (None, None)."""
     v = champion_version(warehouse)
@@ -105,7 +148,3 @@ def data_version(conn) -> dict:
         commit = "unknown"
     return {"extracts_loaded": str(n), "last_extract_date": str(last), "extracts_digest": str(digest),
             "dbt_models_digest": h.hexdigest()[:16], "code_commit": commit}
-
-
-def artifact_dir(run_id: str) -> Path:
-    return settings.ROOT / ".local" / "mlflow" / "staging" / run_id
