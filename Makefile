@@ -37,7 +37,7 @@ SUPERSET_STAMP := $(SUPERSET_VENV)/.installed-superset
 export PGHOST PGPORT PGUSER PGPASSWORD WAREHOUSE SUPERSET_PORT
 # The landing folder the scheduled ingest_extracts waits on (make up), and the warehouse it feeds
 # (default WAREHOUSE); unset, ingest runs only when triggered (docs/architecture.md, Scheduling).
-export HOTSPOTS_LANDING HOTSPOTS_LANDING_WAREHOUSE
+export HOTSPOTS_LANDING HOTSPOTS_LANDING_WAREHOUSE HOTSPOTS_FORECAST_DEADLINE
 export PATH := $(VENV)/bin:$(PATH)
 export HOTSPOTS_ROOT := $(ROOT)
 # A keyed hash pseudonymises victim mobiles; the key comes from the environment, or a
@@ -56,6 +56,9 @@ export AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT := 240
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := postgresql+psycopg2://$(PGUSER):$(PGPASSWORD)@$(PGHOST):$(PGPORT)/airflow
 export AIRFLOW__LOGGING__BASE_LOG_FOLDER := $(LOCAL)/airflow/logs
+# The warehouse as an Airflow connection (tasks: PostgresHook; dbt: Cosmos' profile mapping): server,
+# port, login, password from the same settings; each run picks the database (its warehouse).
+export AIRFLOW_CONN_HOTSPOTS_WAREHOUSE := {"conn_type": "postgres", "host": "$(PGHOST)", "port": $(PGPORT), "login": "$(PGUSER)", "password": "$(PGPASSWORD)", "schema": "$(WAREHOUSE)"}
 export AIRFLOW__API__PORT := $(AIRFLOW_PORT)
 export AIRFLOW__API__BASE_URL := http://127.0.0.1:$(AIRFLOW_PORT)
 # The UI's users, as user:role (no password here). Their passwords live in the passwords file
@@ -73,15 +76,27 @@ export SCARF_NO_ANALYTICS := true
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export MLFLOW_DISABLE_TELEMETRY := true
-# MLflow: tracking store and registry in the cluster's mlflow database, artifacts in a local folder.
-export MLFLOW_TRACKING_URI := postgresql+psycopg2://$(PGUSER):$(PGPASSWORD)@$(PGHOST):$(PGPORT)/mlflow
+# MLflow: the tracking server (scripts/services.sh mlflow; basic-auth app, artifacts served by it).
+# Training and scoring talk to it over HTTP with its login; only the server reads its store (the
+# cluster's mlflow database, MLFLOW_BACKEND_STORE_URI: environment, never its command line) and
+# writes the artifact folder. The admin password: MLFLOW_TRACKING_PASSWORD, else generated into
+# .local/mlflow/admin_password (printed by make up).
+export MLFLOW_TRACKING_URI := http://127.0.0.1:$(MLFLOW_PORT)
+export MLFLOW_BACKEND_STORE_URI := postgresql+psycopg2://$(PGUSER):$(PGPASSWORD)@$(PGHOST):$(PGPORT)/mlflow
+MLFLOW_TRACKING_USERNAME ?= admin
+MLFLOW_TRACKING_PASSWORD ?= $(shell mkdir -p $(LOCAL)/mlflow && ( [ -s $(LOCAL)/mlflow/admin_password ] || ( umask 077; head -c 18 /dev/urandom | base64 | tr -d '\n/+=' > $(LOCAL)/mlflow/admin_password ) ) && cat $(LOCAL)/mlflow/admin_password)
+MLFLOW_FLASK_SERVER_SECRET_KEY ?= $(shell mkdir -p $(LOCAL)/mlflow && ( [ -s $(LOCAL)/mlflow/secret_key ] || ( umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $(LOCAL)/mlflow/secret_key ) ) && cat $(LOCAL)/mlflow/secret_key)
+export MLFLOW_TRACKING_USERNAME MLFLOW_TRACKING_PASSWORD MLFLOW_FLASK_SERVER_SECRET_KEY
+export MLFLOW_AUTH_CONFIG_PATH := $(LOCAL)/mlflow/basic_auth.ini
+# The server's job runner is for GenAI evaluation jobs: not used here, and 7 worker processes.
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
 export HOTSPOTS_MLFLOW_ARTIFACTS := $(LOCAL)/mlflow/artifacts
 export MLFLOW_PORT
 export GX_ANALYTICS_ENABLED := False
 # LightGBM (OpenMP): sleep rather than spin while waiting, so 2 cores shared with PostgreSQL do not thrash.
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: help deps db warehouse airflow-init run simulate ingest features train score alerts backtest report bench-quality bench test test-unit lint up down env lock lock-superset superset clean-local
+.PHONY: help deps db warehouse airflow-init mlflow run simulate ingest features train score alerts backtest report bench-quality bench test test-unit lint up down env lock lock-superset superset clean-local
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -114,6 +129,9 @@ airflow-init: db $(PIPELINE_STAMP) ## migrate Airflow's metadata database
 	@$(PY) -c "from hotspots.settings import airflow_passwords; airflow_passwords()"
 	@[ -f $(AIRFLOW_HOME)/.migrated-3.3.2 ] || { echo "airflow: migrating metadata database"; airflow db migrate >$(AIRFLOW_HOME)/migrate.log 2>&1 || { tail -20 $(AIRFLOW_HOME)/migrate.log; exit 1; }; touch $(AIRFLOW_HOME)/.migrated-3.3.2; }
 
+mlflow: db $(PIPELINE_STAMP) ## start the MLflow tracking server if it is not running (login required; artifacts served)
+	@scripts/services.sh mlflow
+
 simulate: $(PIPELINE_STAMP) ## simulate extracts: OUT=/abs/dir START= DAYS= SCALE= SEED= [TRUTH=/abs/dir] [VARIANT=name]
 	@[ -n "$(OUT)" ] || { echo "make simulate needs OUT=/abs/dir" >&2; exit 2; }
 	@$(PY) -m hotspots.simulate --out "$(OUT)" --start $(START) --days $(DAYS) --scale $(SCALE) --seed $(SEED) \
@@ -125,7 +143,7 @@ ingest: warehouse airflow-init ## run the ingest DAG on LANDING (default: the si
 features: warehouse airflow-init ## run the features DAG (dbt via Cosmos) on the warehouse
 	@scripts/run-dag.sh build_features '{"warehouse": "$(WAREHOUSE)"}'
 
-run: deps warehouse airflow-init ## the whole pipeline: simulate (unless LANDING=/abs/dir), ingest, features, train, score, alerts (to the local mail catcher), report, dashboards
+run: deps warehouse airflow-init mlflow ## the whole pipeline through the scheduler (services started and left up): simulate (unless LANDING=/abs/dir), ingest, features, score, alerts, train (and re-score on a new champion), report, dashboards
 ifeq ($(strip $(LANDING)),)
 	@if [ -f $(DEFAULT_LANDING)/.complete-$(START)-$(DAYS)-$(SCALE)-$(SEED) ]; then \
 		echo "simulate: reusing $(DEFAULT_LANDING)"; \
@@ -135,27 +153,23 @@ ifeq ($(strip $(LANDING)),)
 			--seed $(SEED) --dirty-rate $(DIRTY_RATE) && touch $(DEFAULT_LANDING)/.complete-$(START)-$(DAYS)-$(SCALE)-$(SEED); \
 	fi
 endif
-	@scripts/run-dag.sh ingest_extracts '{"landing": "$(or $(LANDING),$(DEFAULT_LANDING))", "warehouse": "$(WAREHOUSE)"}'
-	@scripts/run-dag.sh build_features '{"warehouse": "$(WAREHOUSE)"}'
-	@scripts/run-dag.sh train_model '{"warehouse": "$(WAREHOUSE)", "landing": "$(or $(LANDING),$(DEFAULT_LANDING))"}'
-	@scripts/run-dag.sh score_hotspots '{"warehouse": "$(WAREHOUSE)"}'
-	@scripts/services.sh mail
-	@scripts/run-dag.sh dispatch_alerts '{"warehouse": "$(WAREHOUSE)"}'
+	@scripts/services.sh start
+	@$(PY) -m hotspots.airflow_api pipeline --warehouse "$(WAREHOUSE)" --landing "$(or $(LANDING),$(DEFAULT_LANDING))"
 	@$(PY) -m hotspots.cli report --landing "$(or $(LANDING),$(DEFAULT_LANDING))"
 	@scripts/superset.sh provision
-	@scripts/services.sh start
 	@scripts/superset.sh logins
+	@echo "run: every run above is in the Airflow UI with its task logs (http://127.0.0.1:$(AIRFLOW_PORT)); the services stay up (make down stops them)"
 
-train: warehouse airflow-init ## run the training DAG: evaluate, register, promote if it beats champion and baselines [LANDING= for truth]
+train: warehouse airflow-init mlflow ## run the training DAG: evaluate, register, promote if it beats champion and baselines [LANDING= for truth]
 	@scripts/run-dag.sh train_model '{"warehouse": "$(WAREHOUSE)", "landing": "$(LANDING)"}'
 
-score: warehouse airflow-init ## run the scoring DAG: the champion's forecast into marts.hotspot_forecast
+score: warehouse airflow-init mlflow ## run the scoring DAG: the champion's forecast into marts.hotspot_forecast
 	@scripts/run-dag.sh score_hotspots '{"warehouse": "$(WAREHOUSE)"}'
 
 alerts: warehouse airflow-init ## run the alerts DAG: decide and deliver hotspot alerts through Apprise (docs/alerts.md)
 	@scripts/run-dag.sh dispatch_alerts '{"warehouse": "$(WAREHOUSE)"}'
 
-backtest: warehouse airflow-init ## LANDING=/abs/dir START= END=: ingest what is new, build features, rolling-origin backtest
+backtest: warehouse airflow-init mlflow ## LANDING=/abs/dir START= END=: ingest what is new, build features, rolling-origin backtest
 	@[ -n "$(LANDING)" ] && [ -n "$(START)" ] && [ -n "$(END)" ] || { echo "make backtest needs LANDING=/abs/dir START=YYYY-MM-DD END=YYYY-MM-DD" >&2; exit 2; }
 	@scripts/run-dag.sh ingest_extracts '{"landing": "$(LANDING)", "warehouse": "$(WAREHOUSE)"}'
 	@scripts/run-dag.sh build_features '{"warehouse": "$(WAREHOUSE)"}'
@@ -164,10 +178,10 @@ backtest: warehouse airflow-init ## LANDING=/abs/dir START= END=: ingest what is
 report: warehouse ## print what the warehouse holds: loaded, quarantined, rejected, by extract
 	@$(PY) -m hotspots.cli report
 
-bench: deps db ## benchmarks that print figures: ingest, dbt builds, training and scoring at national scale (BENCH_DAYS, BENCH_SCALE)
+bench: deps db mlflow ## benchmarks that print figures: ingest, dbt builds, training and scoring at national scale (BENCH_DAYS, BENCH_SCALE)
 	@$(PY) -m hotspots.bench --days $(or $(BENCH_DAYS),730) --scale $(or $(BENCH_SCALE),1.0) $(BENCH_ARGS)
 
-bench-quality: deps db ## model quality: 60-day backtest after 180 days, on every simulator variant (VARIANTS=a,b), one table
+bench-quality: deps db mlflow ## model quality: 60-day backtest after 180 days, on every simulator variant (VARIANTS=a,b), one table
 	@$(PY) -m hotspots.bench --quality --days 240 --scale $(or $(BENCH_SCALE),0.1) --variants $(or $(VARIANTS),all) $(BENCH_ARGS)
 
 test: deps db airflow-init lint ## install what is missing, lint, and run the whole test suite

@@ -15,11 +15,12 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
+from cosmos.profiles import PostgresUserPasswordProfileMapping
 
-from hotspots import orchestration
+from hotspots import db, orchestration
 from hotspots.alerts.failure import notify_failure
 from hotspots.assets import CELL_FEATURES, RAW_EXTRACTS
 
@@ -35,8 +36,7 @@ DBT_DIR = Path(os.environ.get("HOTSPOTS_ROOT", Path(__file__).resolve().parents[
     tags=["features"],
     doc_md=__doc__,
     default_args={"retries": 1, "retry_delay": timedelta(seconds=30), "on_failure_callback": notify_failure},
-    params={"warehouse": Param(os.environ.get("WAREHOUSE", "hotspots"), type="string",
-                               description="warehouse database")},
+    params={"warehouse": orchestration.warehouse_param()},
 )
 def build_features():
     warehouse = orchestration.warehouse_tasks("build_features")["warehouse"]
@@ -58,8 +58,13 @@ def build_features():
         return DbtTaskGroup(
             group_id=group_id,
             project_config=ProjectConfig(dbt_project_path=DBT_DIR),
+            # The warehouse's Airflow connection (server, port, login, password); the database is
+            # the run's warehouse, read by dbt from WAREHOUSE (templated below) when it runs.
             profile_config=ProfileConfig(profile_name="hotspots", target_name="warehouse",
-                                         profiles_yml_filepath=DBT_DIR / "profiles.yml"),
+                                         profile_mapping=PostgresUserPasswordProfileMapping(
+                                             conn_id=db.CONN_ID,
+                                             profile_args={"dbname": "{{ env_var('WAREHOUSE') }}", "schema": "dbt",
+                                                           "threads": 2})),
             execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
                                              invocation_mode=InvocationMode.DBT_RUNNER,
                                              test_indirect_selection=indirect),
@@ -77,17 +82,10 @@ def build_features():
 
     @task(outlets=[CELL_FEATURES])
     def publish(warehouse: str, outlet_events=None) -> dict:
-        from hotspots import db
-
-        conn = db.connect(warehouse)
-        with conn, conn.cursor() as cur:
-            cur.execute("""select count(*), count(distinct h3_cell), min(feature_date), max(feature_date)
-                           from marts.fct_cell_daily_features""")
-            rows, cells, first, last = cur.fetchone()
-        conn.close()
-        print(f"summary: features {rows} rows, {cells} cells, feature dates {first} .. {last}")
-        orchestration.emit(outlet_events, CELL_FEATURES, warehouse, last_feature_date=str(last))
-        return {"rows": rows, "cells": cells, "first": str(first), "last": str(last)}
+        f = db.feature_summary(warehouse)
+        print(f"summary: features {f['rows']} rows, {f['cells']} cells, feature dates {f['first']} .. {f['last']}")
+        orchestration.emit(outlet_events, CELL_FEATURES, warehouse, last_feature_date=str(f["last"]))
+        return {"rows": f["rows"], "cells": f["cells"], "first": str(f["first"]), "last": str(f["last"])}
 
     register_cells(warehouse) >> features >> publish(warehouse) >> marts
 

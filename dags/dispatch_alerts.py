@@ -11,7 +11,6 @@ or the warehouse param on a manual run.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 from airflow.sdk import Param, dag, task
@@ -30,7 +29,7 @@ from hotspots.assets import HOTSPOT_FORECAST
     doc_md=__doc__,
     default_args={"retries": 1, "retry_delay": timedelta(seconds=10), "on_failure_callback": notify_failure},
     params={
-        "warehouse": Param(os.environ.get("WAREHOUSE", "hotspots"), type="string", description="warehouse database"),
+        "warehouse": orchestration.warehouse_param(),
         "recipients": Param("", type="string", description="recipients file (default alerts/recipients.yml)"),
         "rules": Param("", type="string", description="rules file (default config/alerts.yml)"),
         "now": Param("", type="string", description="the decision's clock, ISO time (default: the run's start)"),

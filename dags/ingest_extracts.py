@@ -38,8 +38,8 @@ from hotspots.assets import RAW_EXTRACTS
     params={
         "landing": Param(orchestration.landing_folder(), type="string",
                          description="absolute path of the landing folder (default: HOTSPOTS_LANDING)"),
-        "warehouse": Param(orchestration.landing_warehouse(), type="string",
-                           description="warehouse database (default: HOTSPOTS_LANDING_WAREHOUSE, else WAREHOUSE)"),
+        "warehouse": orchestration.warehouse_param(
+            orchestration.landing_warehouse(), "warehouse database (default: HOTSPOTS_LANDING_WAREHOUSE, else WAREHOUSE)"),
     },
 )
 def ingest_extracts():
@@ -48,25 +48,31 @@ def ingest_extracts():
         poll_seconds=10, timeout=26 * 3600)
 
     @task
-    def discover_extracts(sensed: list[str], params=None) -> list[str]:
+    def discover_extracts(sensed: list[str], params=None, dag_run=None) -> list[str]:
         """The complete dates the sensor found (a scheduled run: the ones the warehouse has not seen)."""
         from pathlib import Path
 
+        from hotspots.airflow_api import name_run
         from hotspots.cli import init_warehouse
         from hotspots.ingest import load
 
+        if dag_run is not None and not getattr(dag_run, "note", None):
+            name_run(dag_run.dag_id, dag_run.run_id, params["warehouse"])
         init_warehouse(params["warehouse"])
         complete, _ = load.discover(Path(params["landing"]))
         dates = [d for d in complete if d in set(sensed)]
         print(f"progress: {len(complete)} complete extract dates in {params['landing']}, {len(dates)} to load")
         return dates
 
-    @task(max_active_tis_per_dagrun=1)
+    @task(max_active_tis_per_dagrun=1, map_index_template="{{ extract_date }}")
     def load_extract(extract_date: str, params=None) -> dict:
         from pathlib import Path
 
+        from airflow.sdk import get_current_context
+
         from hotspots.ingest import load
 
+        get_current_context()["extract_date"] = extract_date  # the mapped instance's label in the UI
         r = load.load_extract(Path(params["landing"]), extract_date, params["warehouse"])
         print(f"ingest: {extract_date} {r.status} read={r.rows_read} loaded={r.rows_loaded} "
               f"quarantined={r.rows_quarantined} repaired={r.rows_repaired} {r.seconds:.1f}s"

@@ -9,10 +9,9 @@ hotspot_forecast event names (hotspots.orchestration).
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 
 from hotspots import orchestration
 from hotspots.alerts.failure import notify_failure
@@ -27,8 +26,7 @@ from hotspots.assets import HOTSPOT_FORECAST
     tags=["dashboards"],
     doc_md=__doc__,
     default_args={"retries": 1, "retry_delay": timedelta(seconds=30), "on_failure_callback": notify_failure},
-    params={"warehouse": Param(os.environ.get("WAREHOUSE", "hotspots"), type="string",
-                               description="warehouse database")},
+    params={"warehouse": orchestration.warehouse_param()},
 )
 def refresh_dashboards():
     warehouse = orchestration.warehouse_tasks("refresh_dashboards")["warehouse"]
@@ -37,18 +35,10 @@ def refresh_dashboards():
     def refresh(warehouse: str) -> dict:
         from hotspots import db
 
-        conn = db.connect(warehouse)
-        try:
-            with conn, conn.cursor() as cur:
-                cur.execute("select to_regprocedure('marts.refresh_dashboard_tables()') is not null")
-                if not cur.fetchone()[0]:
-                    print("refresh_dashboards: Superset not provisioned on this warehouse, nothing to refresh")
-                    return {}
-                cur.execute("select * from marts.refresh_dashboard_tables()")
-                rows = cur.fetchall()
-                cur.execute("select marts.refresh_dashboard_outlines()")
-        finally:
-            conn.close()
+        rows = db.refresh_dashboard_tables(warehouse)
+        if rows is None:
+            print("refresh_dashboards: Superset not provisioned on this warehouse, nothing to refresh")
+            return {}
         for name, n, secs in rows:
             print(f"refresh_dashboards: marts.{name}: {n} rows in {secs} s")
         return {name: n for name, n, _ in rows}

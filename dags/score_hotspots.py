@@ -12,10 +12,9 @@ dashboards follow it).
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 
 from hotspots import orchestration
 from hotspots.alerts.failure import notify_failure
@@ -30,8 +29,7 @@ from hotspots.assets import CELL_FEATURES, HOTSPOT_FORECAST, MODEL_REGISTRY
     tags=["scoring"],
     doc_md=__doc__,
     default_args={"retries": 1, "retry_delay": timedelta(seconds=30), "on_failure_callback": notify_failure},
-    params={"warehouse": Param(os.environ.get("WAREHOUSE", "hotspots"), type="string",
-                               description="warehouse database")},
+    params={"warehouse": orchestration.warehouse_param()},
 )
 def score_hotspots():
     warehouse = orchestration.warehouse_tasks("score_hotspots")["warehouse"]

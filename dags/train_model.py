@@ -1,19 +1,20 @@
 """Train the hotspot model (weekly, and on demand from the UI or `make train`).
 
-check_features (enough history?) -> train: a rolling-origin evaluation of the challenger,
-the baselines (persistence, prospective-hotspot kernel, lag-feature GBM) and the current
-champion over the last weeks, the final fit, everything logged to MLflow (parameters,
-features, metrics per origin and overall, the backtest plot, feature importance, the
-data version), registration, and the promotion gate: the champion alias moves only if
-the challenger beats the champion and every baseline by the configured margin.
-A retry of train resumes the MLflow run of its earlier try and registers no second version.
+check_features (enough history? a scheduled run also skips when nothing is new) -> evaluate:
+a rolling-origin evaluation of the challenger, the baselines (persistence, prospective-hotspot
+kernel, lag-feature GBM) and the current champion over the last weeks, the final fit,
+everything logged to the MLflow tracking server (parameters, features, per-origin metrics as a
+table, overall metrics, the backtest plot, feature importance, the data version, the model with
+its signature and input example) -> register: the next version of the warehouse's model ->
+promote: the gate, the champion alias moves only if the challenger beats the champion and
+every baseline by the configured margin. A retried evaluate resumes the MLflow run of its
+earlier try; a retried register registers no second version.
 announce_champion emits the model_registry Asset (extra: the warehouse) only when the champion
 moved, so scoring runs again with the new champion; it is skipped otherwise.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
@@ -33,7 +34,7 @@ from hotspots.assets import MODEL_REGISTRY
     doc_md=__doc__,
     default_args={"retries": 1, "retry_delay": timedelta(minutes=2), "on_failure_callback": notify_failure},
     params={
-        "warehouse": Param(os.environ.get("WAREHOUSE", "hotspots"), type="string", description="warehouse database"),
+        "warehouse": orchestration.warehouse_param(),
         "landing": Param("", type="string", description="landing folder; its ../truth is used for evaluation "
                          "when present (simulated histories)"),
         "promote": Param(True, type="boolean", description="allow the gate to move the champion alias"),
@@ -41,33 +42,45 @@ from hotspots.assets import MODEL_REGISTRY
 )
 def train_model():
     @task
-    def check_features(params=None) -> dict:
+    def check_features(params=None, dag_run=None) -> dict:
+        """Enough history to train? (hotspots.orchestration.training_readiness: the rules live there)."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from hotspots import db, settings
+        from hotspots.airflow_api import name_run
 
-        conn = db.connect(params["warehouse"])
-        with conn, conn.cursor() as cur:
-            cur.execute("select count(*), min(feature_date), max(feature_date) from marts.fct_cell_daily_features")
-            rows, first, last = cur.fetchone()
-        conn.close()
-        if not rows:
-            raise ValueError(f"no features in {params['warehouse']}: run ingest_extracts and build_features first")
-        print(f"progress: features {rows} rows, {first} .. {last}")
-        need = int(settings.forecast_config()["evaluation"]["days"]) + 28
-        if (last - first).days < need:
-            # Too short a history to train and evaluate honestly: skip (scoring falls back to a baseline).
-            print(f"summary: training skipped: {(last - first).days} days of features, {need} needed "
-                  "(evaluation window plus 28 days to learn from)")
-            raise AirflowSkipException(f"history too short: {(last - first).days} < {need} days")
-        return {"rows": rows, "first": str(first), "last": str(last)}
+        if dag_run is not None and not getattr(dag_run, "note", None):
+            name_run(dag_run.dag_id, dag_run.run_id, params["warehouse"])
+        run_type = getattr(dag_run, "run_type", None)
+        skip, summary = orchestration.training_readiness(
+            params["warehouse"], scheduled=str(getattr(run_type, "value", run_type)) == "scheduled")
+        if summary:
+            print(f"progress: features {summary['rows']} rows, {summary['first']} .. {summary['last']}")
+        if skip:
+            print(f"summary: training skipped: {skip}")
+            raise AirflowSkipException(skip)
+        return {"rows": summary["rows"], "first": str(summary["first"]), "last": str(summary["last"])}
 
     @task(execution_timeout=timedelta(hours=2))
-    def train(features: dict, params=None, dag_run=None) -> dict:
-        from hotspots.forecast.train import train as run
+    def evaluate(features: dict, params=None, dag_run=None) -> dict:
+        """Rolling-origin evaluation, final fit, everything logged to the MLflow run (a retry resumes it)."""
+        from hotspots.forecast.train import evaluate as run
 
-        return run(params["warehouse"], params["landing"] or None, promote=params["promote"],
+        return run(params["warehouse"], params["landing"] or None,
                    run_key=f"{dag_run.dag_id}/{dag_run.run_id}" if dag_run else None)
+
+    @task
+    def register(decision: dict, params=None) -> dict:
+        """The evaluated model as the next registered version (once per run)."""
+        from hotspots.forecast.train import register as run
+
+        return run(params["warehouse"], decision)
+
+    @task
+    def promote(decision: dict, params=None) -> dict:
+        """The gate: the champion alias moves only past the champion and every baseline."""
+        from hotspots.forecast.train import gate
+
+        return gate(params["warehouse"], decision, promote=params["promote"])
 
     @task(outlets=[MODEL_REGISTRY])
     def announce_champion(decision: dict, params=None, outlet_events=None) -> str:
@@ -79,7 +92,7 @@ def train_model():
         print(f"summary: new champion {decision['challenger']} announced (model_registry): scoring follows")
         return decision["challenger"]
 
-    announce_champion(train(check_features()))
+    announce_champion(promote(register(evaluate(check_features()))))
 
 
 train_model()

@@ -13,6 +13,7 @@ create database mlflow;
 --
 --   hotspots_ingest  writes raw and ingest (the extracts and their ledger); reads ref (gazetteer)
 --   hotspots_dbt     writes staging, intermediate, marts, and ref (dbt's seeds); reads raw, ingest
+--                    and forecast (the model's outputs: dbt sources; written by hotspots.forecast)
 --   hotspots_reader  reads marts and alerts only: the dashboards (Superset's read-only role,
 --                    superset/hotspots_superset/provision.py gives it its login and password)
 --
@@ -47,13 +48,13 @@ declare
     c text;
     writes constant text := 'select, insert, update, delete, truncate';
 begin
-    foreach s in array array['raw', 'ingest', 'ref', 'staging', 'intermediate', 'marts', 'alerts'] loop
+    foreach s in array array['raw', 'ingest', 'ref', 'staging', 'intermediate', 'marts', 'forecast', 'alerts'] loop
         execute format('create schema if not exists %I', s);
     end loop;
     execute format('grant connect on database %I to hotspots_ingest, hotspots_dbt, hotspots_reader', db);
 
     -- Nothing beyond what is granted below (a re-run also takes back what an older grant gave).
-    foreach s in array array['raw', 'ingest', 'ref', 'staging', 'intermediate', 'marts', 'alerts'] loop
+    foreach s in array array['raw', 'ingest', 'ref', 'staging', 'intermediate', 'marts', 'forecast', 'alerts'] loop
         execute format('revoke all on schema %I from hotspots_ingest, hotspots_dbt, hotspots_reader', s);
         execute format('revoke all on all tables in schema %I from hotspots_ingest, hotspots_dbt, hotspots_reader', s);
     end loop;
@@ -69,8 +70,8 @@ begin
                        'to hotspots_ingest', owner, s);
     end loop;
 
-    -- dbt: reads raw and ingest; creates and writes staging, intermediate, marts and ref (seeds).
-    foreach s in array array['raw', 'ingest'] loop
+    -- dbt: reads raw, ingest and forecast; creates and writes staging, intermediate, marts and ref (seeds).
+    foreach s in array array['raw', 'ingest', 'forecast'] loop
         execute format('grant usage on schema %I to hotspots_dbt', s);
         execute format('grant select on all tables in schema %I to hotspots_dbt', s);
         execute format('alter default privileges for role %I in schema %I grant select on tables to hotspots_dbt',
@@ -87,7 +88,8 @@ begin
     execute format('alter default privileges for role %I in schema ref grant select on tables to hotspots_ingest',
                    owner);
 
-    -- dashboards: read marts and alerts, nothing else (views in marts read raw on their owner's rights).
+    -- dashboards: read marts and alerts, nothing else (views in marts read raw and forecast on their
+    -- owner's rights).
     foreach s in array array['marts', 'alerts'] loop
         execute format('grant usage on schema %I to hotspots_reader', s);
         execute format('grant select on all tables in schema %I to hotspots_reader', s);

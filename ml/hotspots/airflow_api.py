@@ -4,6 +4,7 @@ reading a task's log. Standard library only (make up and make run call it before
 
     python -m hotspots.airflow_api status            which DAGs are paused, how to unpause, a token
     python -m hotspots.airflow_api token             print an API token (for curl)
+    python -m hotspots.airflow_api pipeline --warehouse W --landing DIR    make run's pipeline
 """
 
 from __future__ import annotations
@@ -26,11 +27,22 @@ def base_url() -> str:
     return os.environ.get("AIRFLOW__API__BASE_URL") or f"http://127.0.0.1:{os.environ.get('AIRFLOW__API__PORT', '8080')}"
 
 
+def password_of(user: str) -> str:
+    """The UI user's password: AIRFLOW_<USER>_PASSWORD, else the simple auth manager's passwords file
+    (read only: make airflow-init writes it)."""
+    if os.environ.get(f"AIRFLOW_{user.upper()}_PASSWORD"):
+        return os.environ[f"AIRFLOW_{user.upper()}_PASSWORD"]
+    path = os.environ.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE") or \
+        str(settings.LOCAL / "airflow" / "passwords.json")
+    return json.loads(open(path).read())[user]
+
+
 class Client:
-    def __init__(self, base: str | None = None, user: str = "admin", password: str | None = None):
+    def __init__(self, base: str | None = None, user: str = "admin", password: str | None = None,
+                 timeout: float = 60.0):
         self.base = (base or base_url()).rstrip("/")
-        self.user = user
-        self.password = password if password is not None else settings.airflow_passwords(announce=lambda _: None)[user]
+        self.user, self.timeout = user, timeout
+        self.password = password if password is not None else password_of(user)
         self._token: str | None = None
 
     def token(self) -> str:
@@ -49,7 +61,7 @@ class Client:
             headers["Authorization"] = f"Bearer {self.token()}"
         req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=60) as r:
+            with urllib.request.urlopen(req, timeout=self.timeout) as r:
                 text = r.read().decode()
         except urllib.error.HTTPError as e:
             raise AirflowAPIError(f"{method} {path}: HTTP {e.code} {e.read().decode(errors='replace')[:500]}") from e
@@ -64,6 +76,10 @@ class Client:
 
     def set_paused(self, dag_id: str, paused: bool) -> None:
         self._call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": paused})
+
+    def set_note(self, dag_id: str, run_id: str, note: str) -> None:
+        self._call("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}?update_mask=note",
+                   {"note": note})
 
     def trigger(self, dag_id: str, conf: dict, run_id: str | None = None, note: str | None = None) -> dict:
         body = {"logical_date": None, "conf": conf}
@@ -90,6 +106,17 @@ class Client:
         return str(content)
 
 
+def name_run(dag_id: str, run_id: str, warehouse: str, log=print) -> bool:
+    """Writes the run's warehouse into its note (the UI shows it beside the run), through the API
+    the UI uses; best effort: False (and a line in the task log) when the API cannot be reached."""
+    try:
+        Client(timeout=10).set_note(dag_id, run_id, f"warehouse {warehouse}")
+        return True
+    except (AirflowAPIError, OSError, KeyError, ValueError) as e:
+        log(f"progress: run note not written ({type(e).__name__}: {str(e)[:200]})")
+        return False
+
+
 def status(client: Client | None = None, out=print) -> None:
     """What `make up` prints: paused DAGs, how to unpause them, how to get a token."""
     c = client or Client()
@@ -108,16 +135,159 @@ def status(client: Client | None = None, out=print) -> None:
         f"$TOKEN\" {c.base}/api/v2/dags   (or POST {c.base}/auth/token with {{\"username\", \"password\"}})")
 
 
+# ------------------------------------------------------------------ make run, through the scheduler
+
+CHAIN = ("ingest_extracts", "build_features", "score_hotspots", "dispatch_alerts", "refresh_dashboards")
+ALL_DAGS = (*CHAIN, "train_model")
+PROGRESS = ("ingest:", "progress:", "summary:", "evaluation:", "target:", "refresh_dashboards:")
+DONE = {"success", "failed"}
+
+
+class PipelineFailed(RuntimeError):
+    pass
+
+
+class Follower:
+    """Follows DAG runs through the API: task states as they change, the tasks' progress lines
+    from their logs (the same logs the UI shows) when they finish."""
+
+    def __init__(self, client: Client, out=print, poll: float = 5.0):
+        self.c, self.out, self.poll = client, out, poll
+        self.seen: dict[tuple, str] = {}
+
+    def _report(self, dag_id: str, run_id: str) -> None:
+        for ti in self.c.task_instances(dag_id, run_id):
+            key = (dag_id, run_id, ti["task_id"], ti.get("map_index", -1))
+            state = ti.get("state") or "none"
+            if self.seen.get(key) == state:
+                continue
+            self.seen[key] = state
+            label = ti["task_id"] + (f"[{ti.get('rendered_map_index') or ti['map_index']}]"
+                                     if ti.get("map_index", -1) >= 0 else "")
+            if state in ("success", "failed", "skipped", "up_for_retry") and ti.get("try_number"):
+                try:
+                    text = self.c.task_log(dag_id, run_id, ti["task_id"], ti["try_number"], ti.get("map_index", -1))
+                except AirflowAPIError:
+                    text = ""
+                for line in text.splitlines():
+                    line = line.strip()
+                    if line.startswith(PROGRESS):
+                        self.out(f"  {line}")
+            if state not in ("none", "scheduled", "queued"):
+                self.out(f"airflow: {dag_id} {label} {state}")
+
+    def wait(self, dag_id: str, run_id: str, timeout: float = 7200) -> dict:
+        import time
+
+        t0 = time.time()
+        while True:
+            run = self.c.run(dag_id, run_id)
+            self._report(dag_id, run_id)
+            if run["state"] in DONE:
+                took = time.time() - t0
+                self.out(f"airflow: {dag_id} run {run_id} {run['state']} ({took:.0f} s)")
+                if run["state"] != "success":
+                    raise PipelineFailed(f"{dag_id} run {run_id} failed: its task logs are in the UI, "
+                                         f"{self.c.base}/dags/{dag_id}/runs/{run_id}")
+                return run
+            if time.time() - t0 > timeout:
+                raise PipelineFailed(f"{dag_id} run {run_id} not done after {timeout:.0f} s")
+            time.sleep(self.poll)
+
+    def next_run(self, dag_id: str, after: str, timeout: float = 1800, optional: bool = False) -> str | None:
+        """The first run of ``dag_id`` queued after ``after`` (ISO time): an asset-triggered one."""
+        import time
+
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            runs = self.c.get(f"/api/v2/dags/{dag_id}/dagRuns", order_by="run_after", limit=20,
+                              run_after_gte=after)["dag_runs"]
+            if runs:
+                return runs[0]["dag_run_id"]
+            if optional and time.time() - t0 > 60:
+                return None
+            time.sleep(self.poll)
+        if optional:
+            return None
+        raise PipelineFailed(f"no {dag_id} run started after {after} within {timeout:.0f} s")
+
+
+def wait_parsed(c: Client, dags=ALL_DAGS, timeout: float = 900, out=print) -> None:
+    import time
+
+    t0, said = time.time(), False
+    while True:
+        have = {d["dag_id"] for d in c.dags()}
+        if set(dags) <= have:
+            return
+        if not said:
+            out(f"airflow: waiting for the DAG processor to parse {', '.join(sorted(set(dags) - have))}")
+            said = True
+        if time.time() - t0 > timeout:
+            raise PipelineFailed(f"DAGs not parsed after {timeout:.0f} s: {sorted(set(dags) - have)}")
+        time.sleep(5)
+
+
+def pipeline(warehouse: str, landing: str, out=print, client: Client | None = None) -> None:
+    """`make run` through the running scheduler: the chain DAGs unpaused, ingest triggered; features,
+    scoring, alerts and dashboards follow by themselves (assets); then training is triggered, and a
+    promotion re-scores (model_registry). Every run is in the UI with its task logs; its note and run
+    id name the warehouse."""
+    from datetime import datetime, timezone
+
+    c = client or Client()
+    f = Follower(c, out)
+    wait_parsed(c, out=out)
+    for d in ALL_DAGS:
+        c.set_paused(d, False)
+    out(f"airflow: unpaused {', '.join(ALL_DAGS)} (the UI at {c.base}; pause them there or with airflow dags pause)")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    note = f"warehouse {warehouse} (make run)"
+
+    run = c.trigger("ingest_extracts", {"landing": landing, "warehouse": warehouse},
+                    run_id=f"{warehouse}__make_run__{stamp}", note=note)
+    f.wait("ingest_extracts", run["dag_run_id"])
+    # Each follower run is the first one queued after its upstream run started (its asset event).
+    upstream = ("ingest_extracts", run["dag_run_id"])
+    for dag_id in ("build_features", "score_hotspots"):
+        r = f.next_run(dag_id, c.run(*upstream)["start_date"])
+        f.wait(dag_id, r)
+        upstream = (dag_id, r)
+    for dag_id in ("dispatch_alerts", "refresh_dashboards"):
+        f.wait(dag_id, f.next_run(dag_id, c.run(*upstream)["start_date"]))
+
+    t = c.trigger("train_model", {"warehouse": warehouse, "landing": landing},
+                  run_id=f"{warehouse}__make_run__{stamp}", note=note)
+    f.wait("train_model", t["dag_run_id"])
+    announce = [ti for ti in c.task_instances("train_model", t["dag_run_id"]) if ti["task_id"] == "announce_champion"]
+    if announce and announce[0]["state"] == "success":
+        r = f.next_run("score_hotspots", c.run("train_model", t["dag_run_id"])["start_date"])
+        f.wait("score_hotspots", r)
+        for dag_id in ("dispatch_alerts", "refresh_dashboards"):
+            f.wait(dag_id, f.next_run(dag_id, c.run("score_hotspots", r)["start_date"]))
+    else:
+        out("airflow: the champion did not change: the forecast above stands")
+
+
 def main(argv: list[str]) -> int:
-    cmd = argv[0] if argv else "status"
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m hotspots.airflow_api", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", nargs="?", default="status", choices=("status", "token", "pipeline"))
+    ap.add_argument("--warehouse", default=os.environ.get("WAREHOUSE", "hotspots"))
+    ap.add_argument("--landing", default="")
+    a = ap.parse_args(argv)
     try:
-        if cmd == "token":
+        if a.command == "token":
             print(Client().token())
-        elif cmd == "status":
+        elif a.command == "status":
             status()
         else:
-            print(__doc__, file=sys.stderr)
-            return 2
+            pipeline(a.warehouse, a.landing)
+    except PipelineFailed as e:
+        print(f"airflow: FAILED: {e}", file=sys.stderr)
+        return 1
     except (AirflowAPIError, OSError) as e:
         print(f"airflow: API at {base_url()} not usable: {e}", file=sys.stderr)
         return 1

@@ -36,6 +36,13 @@ def default_warehouse() -> str:
     return os.environ.get("WAREHOUSE", "hotspots")
 
 
+def warehouse_param(default: str | None = None, description: str = "warehouse database"):
+    """The ``warehouse`` param every DAG has (one definition): default WAREHOUSE."""
+    from airflow.sdk import Param
+
+    return Param(default or default_warehouse(), type="string", description=description)
+
+
 def landing_folder() -> str:
     """The configured landing folder ('' when unset)."""
     return os.environ.get(LANDING_SETTING, "").strip()
@@ -114,6 +121,11 @@ def warehouse_tasks(dag_id: str):
         whs = resolve_warehouses(context)
         print(f"progress: warehouse {whs[0]}" + (f"; one run each started for {', '.join(whs[1:])}" if whs[1:] else ""))
         context["ti"].xcom_push(key=WAREHOUSE_KEY, value=whs[0])
+        dag_run = context.get("dag_run")
+        if dag_run is not None and not getattr(dag_run, "note", None):
+            from hotspots.airflow_api import name_run
+
+            name_run(dag_run.dag_id, dag_run.run_id, whs[0])  # the UI's run list names the warehouse
         return [{WAREHOUSE_KEY: w} for w in whs[1:]]  # the confs of the runs for the other warehouses
 
     r = resolve()
@@ -222,3 +234,85 @@ class NewExtractSensor(BaseSensorOperator):
 
     def poke(self, context):  # BaseSensorOperator's contract; execute() defers instead of poking
         return bool(new_dates(str(check_landing(self.landing)), known_dates(self.warehouse))[0])
+
+
+# ---------------------------------------------------------------- training: is it due?
+
+class NotEnoughFeatures(RuntimeError):
+    """A manual training run on a warehouse without features (run ingest and build_features first)."""
+
+
+def training_readiness(warehouse: str, scheduled: bool) -> tuple[str | None, dict]:
+    """(reason to skip or None, feature summary) for train_model's check_features. Too short a
+    history is skipped (scoring falls back to a baseline); a scheduled (weekly) run also skips a
+    warehouse without features and one whose champion was trained on its latest extract already
+    (nothing new to learn). A manual run without features is an error (NotEnoughFeatures)."""
+    from hotspots import db, settings
+
+    summary = db.feature_summary(warehouse)
+    if not summary or not summary["rows"]:
+        if scheduled:
+            return f"no features in {warehouse} yet", summary or {}
+        raise NotEnoughFeatures(f"no features in {warehouse}: run ingest_extracts and build_features first")
+    cfg = settings.forecast_config()
+    need = int(cfg["evaluation"]["days"]) + int(cfg["train"].get("min_history_days", 28))
+    days = (summary["last"] - summary["first"]).days
+    if days < need:
+        return (f"history too short: {days} days of features, {need} needed (evaluation window plus "
+                f"{need - int(cfg['evaluation']['days'])} days to learn from)"), summary
+    if scheduled:
+        from hotspots.forecast import tracking
+
+        seen = tracking.champion_last_extract(warehouse)
+        last_extract = str(summary["last"] - timedelta(days=1))  # features run to the day after the last extract
+        if seen is not None and seen >= last_extract:
+            return f"the champion was trained on extracts up to {seen}: nothing new since", summary
+    return None, summary
+
+
+# ---------------------------------------------------------------- the daily deadline of the forecast
+
+IST = "Asia/Kolkata"
+DEADLINE_SETTING = "HOTSPOTS_FORECAST_DEADLINE"
+
+
+def forecast_deadline(value: str | None = None) -> timedelta:
+    """When the day's forecast must be out, after 00:00 IST: HOTSPOTS_FORECAST_DEADLINE as HH:MM
+    (default 08:00). A bad value is an error that names the setting."""
+    raw = (value if value is not None else os.environ.get(DEADLINE_SETTING, "")).strip() or "08:00"
+    try:
+        hours, minutes = (int(x) for x in raw.split(":"))
+        if not (0 <= hours < 24 and 0 <= minutes < 60):
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{DEADLINE_SETTING}={raw!r}: expected HH:MM (IST), e.g. 08:00") from None
+    return timedelta(hours=hours, minutes=minutes)
+
+
+def format_deadline(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds()) // 60
+    return f"{minutes // 60:02d}:{minutes % 60:02d} IST"
+
+
+def ist_day(when) -> str:
+    """The IST calendar day of a (timezone-aware) instant, as YYYY-MM-DD."""
+    from zoneinfo import ZoneInfo
+
+    return when.astimezone(ZoneInfo(IST)).date().isoformat()
+
+
+def forecast_issued_on(warehouse: str, day: str) -> str | None:
+    """When the latest forecast issued on IST ``day`` was issued, or None (none yet, or no forecast table)."""
+    from hotspots import db
+
+    conn = db.connect(warehouse)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("select to_regclass('marts.hotspot_forecast') is not null")
+            if not cur.fetchone()[0]:
+                return None
+            cur.execute("""select max(issued_at)::text from marts.hotspot_forecast
+                           where (issued_at at time zone 'Asia/Kolkata')::date = %s::date""", (day,))
+            return cur.fetchone()[0]
+    finally:
+        conn.close()

@@ -90,11 +90,13 @@ def test_scoring_follows_the_features_and_new_champions_training_is_weekly(dagba
     assert {a.name for a in score.task_dict["score"].outlets} == {"hotspot_forecast"}
     train = dagbag.dags["train_model"]
     assert train.timetable.expression == "0 2 * * 1"
-    assert set(train.task_dict) == {"check_features", "train", "announce_champion"}
-    assert "check_features" in train.task_dict["train"].upstream_task_ids
-    assert "train" in train.task_dict["announce_champion"].upstream_task_ids
+    assert set(train.task_dict) == {"check_features", "evaluate", "register", "promote", "announce_champion"}
+    # Training shows its steps as tasks: check_features -> evaluate -> register -> promote -> announce.
+    chain = ["check_features", "evaluate", "register", "promote", "announce_champion"]
+    for up, down in zip(chain, chain[1:], strict=False):
+        assert train.task_dict[down].upstream_task_ids == {up}, (down, train.task_dict[down].upstream_task_ids)
     assert {a.name for a in train.task_dict["announce_champion"].outlets} == {"model_registry"}
-    assert not train.task_dict["train"].outlets
+    assert not any(train.task_dict[t].outlets for t in chain[:-1])
 
 
 def test_asset_triggered_dags_resolve_their_warehouse_first(dagbag):

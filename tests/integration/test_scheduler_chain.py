@@ -284,6 +284,24 @@ def test_a_new_extract_runs_the_chain_by_itself_for_its_warehouse(chain):
     if default_before is not None:
         assert q("hotspots", "select count(*), max(finished_at) from ingest.extract_ledger") == default_before
 
+    # What the UI shows, read through the REST API it reads: every run names its warehouse (note),
+    # the mapped load_extract is labelled by its extract date, and a task log of each run is there.
+    from hotspots.airflow_api import Client
+
+    api = Client(base=af.env["AIRFLOW__API__BASE_URL"], password=chain["password"])
+    for dag_id, run_id, *_ in [r for r in runs if r[3] == "success"]:
+        run = api.run(dag_id, run_id)
+        assert run.get("note") == f"warehouse {wh}", (dag_id, run_id, run.get("note"))
+        tis = [ti for ti in api.task_instances(dag_id, run_id) if ti["state"] == "success" and ti.get("try_number")]
+        assert tis, (dag_id, run_id)
+        ti = next((t for t in tis if t["task_id"] in ("summarise", "publish", "score", "deliver")), tis[0])
+        text = api.task_log(dag_id, run_id, ti["task_id"], ti["try_number"], ti.get("map_index", -1))
+        assert ti["task_id"] in text or "summary:" in text or "progress:" in text, (dag_id, ti["task_id"], text[:500])
+        if dag_id == "ingest_extracts":
+            mapped = [t for t in tis if t["task_id"] == "load_extract"]
+            assert [t.get("rendered_map_index") for t in mapped] == [new], mapped
+            assert f"ingest: {new} loaded" in api.task_log(dag_id, run_id, "load_extract", mapped[0]["try_number"], 0)
+
     # The next continuous ingest run is waiting again, in the triggerer.
     _wait("the next ingest run to wait for the next date", deferred, af, 300)
 
@@ -328,3 +346,17 @@ def test_retried_training_resumes_its_run_and_registers_one_version(chain, monke
     versions = client.search_model_versions(f"name='{tracking.model_name(wh)}'")
     assert [str(v.version) for v in versions if v.run_id == first] == [version]
     assert decision["challenger"] == f"{tracking.model_name(wh)}/{version}"
+
+    # What the MLflow UI shows (through the tracking server): descriptions, the registered model's
+    # signature and input example, per-origin metrics as one table, a few metric keys.
+    name = tracking.model_name(wh)
+    assert "origin" in client.get_model_version(name, version).description
+    assert wh in client.get_registered_model(name).description
+    assert tracking.DESCRIPTION_TAG in runs[0].data.tags
+    assert exp.tags[tracking.EXPERIMENT_KIND_TAG] == tracking.EXPERIMENT_KIND
+    info = mlflow.models.get_model_info(f"models:/{name}/{version}")
+    assert info.signature is not None and info.saved_input_example_info is not None
+    assert {"mu_1", "p_1"} <= {c.name for c in info.signature.outputs.inputs}
+    files = {f.path for f in client.list_artifacts(first, "evaluation")}
+    assert {"evaluation/per_origin_metrics.json", "evaluation/backtest.png"} <= files
+    assert len(runs[0].data.metrics) < 80, sorted(runs[0].data.metrics)

@@ -34,21 +34,66 @@ def failure_message(context) -> tuple[str, str]:
     return subject, body
 
 
+def _send_to_engineers(subject: str, body: str, kind: str = "failure") -> int:
+    """Sends one text notice to every engineer's channels for ``kind``; returns how many went out."""
+    from hotspots.alerts import config
+    from hotspots.alerts.deliver import close_idle_smtp, send_one
+
+    recipients = config.load_recipients(check_places=False)
+    sent = 0
+    try:
+        for eng in recipients.engineers:
+            for ch in eng.channels_for(kind):
+                ok, error = send_one(ch.url, subject, body, "text", f"{kind}-{subject}", [], 15)
+                sent += bool(ok)
+                if not ok:
+                    log.warning("%s notice to %s/%s not delivered: %s", kind, eng.name, ch.name, error)
+    finally:
+        close_idle_smtp()
+    return sent
+
+
+def deadline_message(warehouse: str, deadline: str, dag_id: str = "forecast_deadline", run_id: str = "?",
+                     latest: str | None = None) -> tuple[str, str]:
+    subject = f"[Hotspots pipeline] the day's forecast for {warehouse} is not out by {deadline}"
+    body = "\n".join([
+        f"Warehouse: {warehouse}", f"Deadline: {deadline} (HOTSPOTS_FORECAST_DEADLINE)",
+        f"Latest forecast issued: {latest or 'none'}",
+        "The chain is ingest_extracts -> build_features -> score_hotspots: look for a run that failed, is still "
+        "running, or never started (no new extract date in the landing folder?).",
+        f"Watching run: {dag_id} {run_id}",
+    ])
+    return subject, body
+
+
+async def notify_deadline_missed(context=None, warehouse: str = "", deadline: str = "", **_) -> None:
+    """DeadlineAlert callback (runs in the triggerer): the day's forecast was not out in time.
+    Never raises (a notice problem is logged)."""
+    import asyncio
+
+    try:
+        dag_run = (context or {}).get("dag_run") or {}
+        run_id = dag_run.get("run_id", "?") if isinstance(dag_run, dict) else getattr(dag_run, "run_id", "?")
+        from hotspots import db
+
+        def latest() -> str | None:
+            try:
+                with db.connect(warehouse) as conn, conn.cursor() as cur:
+                    cur.execute("select max(issued_at)::text from marts.hotspot_forecast")
+                    return cur.fetchone()[0]
+            except Exception:  # noqa: BLE001 - no forecast table yet
+                return None
+
+        subject, body = deadline_message(warehouse, deadline, run_id=run_id, latest=await asyncio.to_thread(latest))
+        await asyncio.to_thread(_send_to_engineers, subject, body)
+        log.warning("%s", subject)
+    except Exception:  # noqa: BLE001 - never raise from a callback
+        log.exception("deadline notice could not be sent")
+
+
 def notify_failure(context) -> None:
     """on_failure_callback: one notice per failed task (after its last try) to the engineers."""
     try:
-        from hotspots.alerts import config
-        from hotspots.alerts.deliver import close_idle_smtp, send_one
-
-        recipients = config.load_recipients(check_places=False)
-        subject, body = failure_message(context)
-        try:
-            for eng in recipients.engineers:
-                for ch in eng.channels_for("failure"):
-                    ok, error = send_one(ch.url, subject, body, "text", f"failure-{subject}", [], 15)
-                    if not ok:
-                        log.warning("failure notice to %s/%s not delivered: %s", eng.name, ch.name, error)
-        finally:
-            close_idle_smtp()
+        _send_to_engineers(*failure_message(context))
     except Exception:  # noqa: BLE001 - never mask the task's failure
         log.exception("failure notice could not be sent")
