@@ -203,6 +203,51 @@ def test_lag_gbm_fits_ranks_and_is_deterministic(scenario):
     np.testing.assert_array_equal(p, again)
 
 
+def test_lag_gbm_learns_from_the_history_window_only(scenario):
+    arrived, nb, train, test = scenario
+    windowed = LagGBMBaseline(history_days=30).fit(train, arrived, nb, 7, day(0))
+    recent = LagGBMBaseline().fit(train[train["feature_date"] >= day(-30)], arrived, nb, 7, day(0))
+    np.testing.assert_array_equal(windowed.predict(test, arrived, nb, 7), recent.predict(test, arrived, nb, 7))
+    everything = LagGBMBaseline().fit(train, arrived, nb, 7, day(0)).predict(test, arrived, nb, 7)
+    assert not np.array_equal(windowed.predict(test, arrived, nb, 7), everything)
+
+
+def test_lag_gbm_samples_zero_labels_with_weights(scenario, monkeypatch):
+    arrived, nb, train, test = scenario
+    import lightgbm as lgb
+
+    seen = {}
+    real = lgb.Dataset
+
+    def spy(x, label=None, weight=None, **kw):
+        seen.update(n=len(x), label=np.asarray(label), weight=None if weight is None else np.asarray(weight))
+        return real(x, label=label, weight=weight, **kw)
+
+    monkeypatch.setattr(lgb, "Dataset", spy)
+    LagGBMBaseline().fit(train, arrived, nb, 1, day(0))
+    full_n, full_pos = seen["n"], int((seen["label"] > 0).sum())
+    assert seen["weight"] is None and full_n > full_pos > 0
+    m = LagGBMBaseline(negative_rate=0.3).fit(train, arrived, nb, 1, day(0))
+    lab, w = seen["label"], seen["weight"]
+    assert int((lab > 0).sum()) == full_pos  # every positive kept, weight 1
+    np.testing.assert_array_equal(w[lab > 0], 1.0)
+    np.testing.assert_allclose(w[lab == 0], 1 / 0.3)
+    zeros = full_n - full_pos
+    assert 0.2 * zeros < (lab == 0).sum() < 0.4 * zeros
+    assert w.sum() == pytest.approx(full_n, rel=0.1)  # the weighted rows stand for all of them
+    p = m.predict(test, arrived, nb, 1)
+    assert (p >= 0).all() and np.isfinite(p).all()
+    np.testing.assert_array_equal(p, LagGBMBaseline(negative_rate=0.3).fit(train, arrived, nb, 1, day(0))
+                                  .predict(test, arrived, nb, 1))  # seeded: the same sample every time
+
+
+def test_configured_lag_gbm_follows_the_model_settings():
+    cfg = {"train": {"negative_rate": 0.3, "history_days": 365}}
+    b = baselines.configured("lag_gbm", cfg)
+    assert (b.negative_rate, b.history_days) == (0.3, 365)
+    assert isinstance(baselines.configured("kernel", cfg), KernelBaseline)
+
+
 def test_lag_gbm_without_training_rows_falls_back_to_persistence(scenario):
     arrived, nb, _, test = scenario
     m = LagGBMBaseline().fit(rows_frame([("c0", -1)]), arrived, nb, 1, day(0))

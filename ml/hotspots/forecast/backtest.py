@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from hotspots.forecast import data, metrics
-from hotspots.forecast.baselines import BASELINES, p_any_from_mu
+from hotspots.forecast.baselines import configured, p_any_from_mu
 from hotspots.forecast.model import HotspotModel, from_config
 
 MODEL = "model"
@@ -74,7 +74,7 @@ def rolling(inputs: Inputs, start, end, cfg: dict, baselines=None, champion: Hot
             if champion_refit is not None:
                 out["champion"].append(forecast_frame(test, h, *champion_refit.predict(test, h)))
             for name in baselines:
-                b = BASELINES[name]().fit(train, inputs.arrived, inputs.neighbours, h, origin)
+                b = configured(name, cfg).fit(train, inputs.arrived, inputs.neighbours, h, origin)
                 mu = b.predict(test, inputs.arrived, inputs.neighbours, h)
                 out[name].append(forecast_frame(test, h, mu, p_any_from_mu(mu)))
         log(f"progress: origin {origin.date()}: {len(test)} cell-days forecast by {len(out)} methods "

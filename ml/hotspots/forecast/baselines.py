@@ -267,9 +267,14 @@ class LagGBMBaseline:
 
     name = "lag_gbm"
 
-    def __init__(self, params: dict | None = None, rounds: int = GBM_ROUNDS):
+    def __init__(self, params: dict | None = None, rounds: int = GBM_ROUNDS, negative_rate: float = 1.0,
+                 history_days: int | None = None):
         self.params = {**GBM_PARAMS, **(params or {})}
         self.rounds = rounds
+        # Like the model (config/forecast.yml train.negative_rate, train.history_days): a share of the
+        # zero-label rows, weighted back so the Poisson loss stays unbiased, from the same window.
+        self.negative_rate = float(negative_rate)
+        self.history_days = history_days
         self.model = None
         self.mode: str | None = None  # "model", "persistence" or "zero"
         self.horizon: int | None = None
@@ -277,6 +282,8 @@ class LagGBMBaseline:
     def fit(self, rows, arrived, neighbours, horizon, origin) -> LagGBMBaseline:
         import lightgbm as lgb
 
+        if self.history_days is not None and not rows.empty:
+            rows = rows[rows["feature_date"] >= pd.Timestamp(origin) - pd.Timedelta(days=self.history_days)]
         train, labels, before = _training_set(rows, arrived, horizon, origin)
         self.horizon, self.model = horizon, None
         if train.empty:
@@ -284,8 +291,14 @@ class LagGBMBaseline:
         elif labels.sum() <= 0:
             self.mode = "zero"
         else:
+            weight = None
+            if self.negative_rate < 1.0:
+                rng = np.random.default_rng(self.params["seed"] + horizon)
+                keep = (labels > 0) | (rng.random(len(labels)) < self.negative_rate)
+                train, labels = train[keep].reset_index(drop=True), labels[keep]
+                weight = np.where(labels > 0, 1.0, 1.0 / self.negative_rate)
             x = lag_features(train, before)
-            ds = lgb.Dataset(x, label=labels, feature_name=LAG_FEATURES, free_raw_data=True)
+            ds = lgb.Dataset(x, label=labels, weight=weight, feature_name=LAG_FEATURES, free_raw_data=True)
             self.model = lgb.train(self.params, ds, num_boost_round=self.rounds)
             self.mode = "model"
         return self
@@ -307,3 +320,12 @@ BASELINES = {
     "kernel": KernelBaseline,
     "lag_gbm": LagGBMBaseline,
 }
+
+
+def configured(name: str, cfg: dict) -> Baseline:
+    """The baseline `name` as the evaluation fits it: the learned one (lag_gbm) from the model's
+    history window and with its sampling of zero labels (config/forecast.yml, train)."""
+    if name == "lag_gbm":
+        return LagGBMBaseline(negative_rate=float(cfg["train"].get("negative_rate", 1.0)),
+                              history_days=int(cfg["train"]["history_days"]))
+    return BASELINES[name]()
