@@ -54,7 +54,12 @@ export AIRFLOW__CORE__PARALLELISM := 4
 export AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT := 180
 export AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT := 240
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
-export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := postgresql+psycopg2://$(PGUSER):$(PGPASSWORD)@$(PGHOST):$(PGPORT)/airflow
+# Airflow's metadata database. make test, test-unit and fuzz use one of their own: their `airflow dags
+# test` runs emit asset events, which must never reach the scheduler `make up` runs (they would start
+# runs for test warehouses, and it would pick up the tests' own runs once their DAGs are unpaused).
+AIRFLOW_META_DB ?= airflow
+test test-unit fuzz: AIRFLOW_META_DB = airflow_test
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN = postgresql+psycopg2://$(PGUSER):$(PGPASSWORD)@$(PGHOST):$(PGPORT)/$(AIRFLOW_META_DB)
 export AIRFLOW__LOGGING__BASE_LOG_FOLDER := $(LOCAL)/airflow/logs
 # The warehouse as an Airflow connection (tasks: PostgresHook; dbt: Cosmos' profile mapping): server,
 # port, login, password from the same settings; each run picks the database (its warehouse).
@@ -117,7 +122,7 @@ deps: $(SYSTEM_STAMP) $(PIPELINE_STAMP) $(SUPERSET_STAMP) ## install what is mis
 
 db: $(SYSTEM_STAMP) ## start the local PostgreSQL + PostGIS cluster (harmless if running)
 	@scripts/pg.sh start
-	@scripts/pg.sh ensure-db airflow
+	@scripts/pg.sh ensure-db $(AIRFLOW_META_DB)
 	@scripts/pg.sh ensure-db mlflow
 
 warehouse: db $(PIPELINE_STAMP) ## create the warehouse database WAREHOUSE if missing, with its schemas
@@ -127,7 +132,7 @@ warehouse: db $(PIPELINE_STAMP) ## create the warehouse database WAREHOUSE if mi
 airflow-init: db $(PIPELINE_STAMP) ## migrate Airflow's metadata database
 	@mkdir -p $(AIRFLOW_HOME)
 	@$(PY) -c "from hotspots.settings import airflow_passwords; airflow_passwords()"
-	@[ -f $(AIRFLOW_HOME)/.migrated-3.3.2 ] || { echo "airflow: migrating metadata database"; airflow db migrate >$(AIRFLOW_HOME)/migrate.log 2>&1 || { tail -20 $(AIRFLOW_HOME)/migrate.log; exit 1; }; touch $(AIRFLOW_HOME)/.migrated-3.3.2; }
+	@[ -f $(AIRFLOW_HOME)/.migrated-3.3.2-$(AIRFLOW_META_DB) ] || { echo "airflow: migrating metadata database $(AIRFLOW_META_DB)"; airflow db migrate >$(AIRFLOW_HOME)/migrate.log 2>&1 || { tail -20 $(AIRFLOW_HOME)/migrate.log; exit 1; }; touch $(AIRFLOW_HOME)/.migrated-3.3.2-$(AIRFLOW_META_DB); }
 
 mlflow: db $(PIPELINE_STAMP) ## start the MLflow tracking server if it is not running (login required; artifacts served)
 	@scripts/services.sh mlflow

@@ -139,6 +139,7 @@ def status(client: Client | None = None, out=print) -> None:
 
 CHAIN = ("ingest_extracts", "build_features", "score_hotspots", "dispatch_alerts", "refresh_dashboards")
 ALL_DAGS = (*CHAIN, "train_model")
+ASSET_DAGS = ("build_features", "score_hotspots", "dispatch_alerts", "refresh_dashboards")
 PROGRESS = ("ingest:", "progress:", "summary:", "evaluation:", "target:", "refresh_dashboards:")
 DONE = {"success", "failed"}
 
@@ -194,22 +195,36 @@ class Follower:
                 raise PipelineFailed(f"{dag_id} run {run_id} not done after {timeout:.0f} s")
             time.sleep(self.poll)
 
-    def next_run(self, dag_id: str, after: str, timeout: float = 1800, optional: bool = False) -> str | None:
-        """The first run of ``dag_id`` queued after ``after`` (ISO time): an asset-triggered one."""
+    def run_warehouse(self, dag_id: str, run_id: str) -> str | None:
+        """The warehouse a run resolved (resolve_warehouse's XCom), or None while it has not."""
+        try:
+            out = self.c.get(f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances/"
+                             "resolve_warehouse/xcomEntries/warehouse")
+        except AirflowAPIError:
+            return None
+        value = out.get("value")
+        return json.loads(value) if isinstance(value, str) and value.startswith('"') else value
+
+    def next_run(self, dag_id: str, after: str, warehouse: str, timeout: float = 1800) -> str:
+        """The first run of ``dag_id`` queued after ``after`` (ISO time) for ``warehouse``: an
+        asset-triggered one (runs for other warehouses, started by other events, are passed over)."""
         import time
 
-        t0 = time.time()
+        t0, others = time.time(), set()
         while time.time() - t0 < timeout:
-            runs = self.c.get(f"/api/v2/dags/{dag_id}/dagRuns", order_by="run_after", limit=20,
+            runs = self.c.get(f"/api/v2/dags/{dag_id}/dagRuns", order_by="run_after", limit=50,
                               run_after_gte=after)["dag_runs"]
-            if runs:
-                return runs[0]["dag_run_id"]
-            if optional and time.time() - t0 > 60:
-                return None
+            for r in runs:
+                if r["dag_run_id"] in others:
+                    continue
+                wh = self.run_warehouse(dag_id, r["dag_run_id"])
+                if wh == warehouse:
+                    return r["dag_run_id"]
+                if wh is not None or r["state"] in DONE:
+                    others.add(r["dag_run_id"])
+                    self.out(f"airflow: {dag_id} run {r['dag_run_id']} is for warehouse {wh}, not {warehouse}")
             time.sleep(self.poll)
-        if optional:
-            return None
-        raise PipelineFailed(f"no {dag_id} run started after {after} within {timeout:.0f} s")
+        raise PipelineFailed(f"no {dag_id} run for {warehouse} started after {after} within {timeout:.0f} s")
 
 
 def wait_parsed(c: Client, dags=ALL_DAGS, timeout: float = 900, out=print) -> None:
@@ -233,14 +248,35 @@ def pipeline(warehouse: str, landing: str, out=print, client: Client | None = No
     scoring, alerts and dashboards follow by themselves (assets); then training is triggered, and a
     promotion re-scores (model_registry). Every run is in the UI with its task logs; its note and run
     id name the warehouse."""
-    from datetime import datetime, timezone
-
     c = client or Client()
     f = Follower(c, out)
     wait_parsed(c, out=out)
-    for d in ALL_DAGS:
+    paused = {d["dag_id"] for d in c.dags() if d.get("is_paused") and d["dag_id"] in ALL_DAGS}
+    # Asset events queued while a DAG was paused (`airflow dags test` runs of the test suite against
+    # this metadata database, earlier runs) would start runs for other, maybe dropped, warehouses
+    # the moment it is unpaused: drop them first.
+    for d in sorted(paused & set(ASSET_DAGS)):
+        n = c.get(f"/api/v2/dags/{d}/assets/queuedEvents").get("total_entries", 0)
+        if n:
+            c._call("DELETE", f"/api/v2/dags/{d}/assets/queuedEvents")
+            out(f"airflow: {d}: {n} asset event(s) queued while it was paused dropped")
+    for d in sorted(paused):
         c.set_paused(d, False)
-    out(f"airflow: unpaused {', '.join(ALL_DAGS)} (the UI at {c.base}; pause them there or with airflow dags pause)")
+    if paused:
+        out(f"airflow: unpaused {', '.join(sorted(paused))} for this run (paused again at its end)")
+    try:
+        _pipeline(c, f, warehouse, landing, out)
+    finally:
+        for d in sorted(paused):
+            c.set_paused(d, True)
+        if paused:
+            out(f"airflow: paused again: {', '.join(sorted(paused))} (unpause them in the UI to let new extracts "
+                "run the chain by themselves: docs/architecture.md, Scheduling)")
+
+
+def _pipeline(c: Client, f: Follower, warehouse: str, landing: str, out) -> None:
+    from datetime import datetime, timezone
+
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     note = f"warehouse {warehouse} (make run)"
 
@@ -250,21 +286,21 @@ def pipeline(warehouse: str, landing: str, out=print, client: Client | None = No
     # Each follower run is the first one queued after its upstream run started (its asset event).
     upstream = ("ingest_extracts", run["dag_run_id"])
     for dag_id in ("build_features", "score_hotspots"):
-        r = f.next_run(dag_id, c.run(*upstream)["start_date"])
+        r = f.next_run(dag_id, c.run(*upstream)["start_date"], warehouse)
         f.wait(dag_id, r)
         upstream = (dag_id, r)
     for dag_id in ("dispatch_alerts", "refresh_dashboards"):
-        f.wait(dag_id, f.next_run(dag_id, c.run(*upstream)["start_date"]))
+        f.wait(dag_id, f.next_run(dag_id, c.run(*upstream)["start_date"], warehouse))
 
     t = c.trigger("train_model", {"warehouse": warehouse, "landing": landing},
                   run_id=f"{warehouse}__make_run__{stamp}", note=note)
     f.wait("train_model", t["dag_run_id"])
     announce = [ti for ti in c.task_instances("train_model", t["dag_run_id"]) if ti["task_id"] == "announce_champion"]
     if announce and announce[0]["state"] == "success":
-        r = f.next_run("score_hotspots", c.run("train_model", t["dag_run_id"])["start_date"])
+        r = f.next_run("score_hotspots", c.run("train_model", t["dag_run_id"])["start_date"], warehouse)
         f.wait("score_hotspots", r)
         for dag_id in ("dispatch_alerts", "refresh_dashboards"):
-            f.wait(dag_id, f.next_run(dag_id, c.run("score_hotspots", r)["start_date"]))
+            f.wait(dag_id, f.next_run(dag_id, c.run("score_hotspots", r)["start_date"], warehouse))
     else:
         out("airflow: the champion did not change: the forecast above stands")
 
