@@ -162,3 +162,6 @@ def test_minimum_history_to_train_comes_from_the_config():
     for path in [ROOT / "ml" / "hotspots" / "forecast" / "train.py", ROOT / "ml" / "hotspots" / "forecast" / "backtest.py"]:
         text = path.read_text()
         assert "min_history_days" in text and not re.search(r"days=28\b|\b28 days", text), path
+    # The training DAG asks hotspots.orchestration (which reads the config); it writes no figure of its own.
+    dag = (ROOT / "dags" / "train_model.py").read_text()
+    assert not re.search(r"\b28\b", dag)
