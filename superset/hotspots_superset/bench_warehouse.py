@@ -9,10 +9,10 @@ scale 0.1) and inflates them to the size `make bench` reports for two years at n
   121 days x ~10 volume copies), keys suffixed per copy; each volume copy moves its withdrawals to
   other res-8 cells (around real post offices, registered in ref.h3_cells with the h3 library), so
   the cells number ~10 k; terminals and accounts are new per copy;
-- marts.hotspot_forecast: the CANDIDATES busiest cells x 2 horizons for the day after the newest
-  withdrawal, expected withdrawals from the last 28 days; marts.hotspot_forecast_history: one such
+- forecast.hotspot_forecast: the CANDIDATES busiest cells x 2 horizons for the day after the newest
+  withdrawal, expected withdrawals from the last 28 days; forecast.hotspot_forecast_history: one such
   forecast per day over the whole history (geometry only on the newest day, to keep the build
-  short); marts.hotspot_explanations: the top 200 cells per horizon with the source's sentences.
+  short); forecast.hotspot_explanations: the top 200 cells per horizon with the source's sentences.
 
 Run in the pipeline's virtualenv (h3, psycopg2), with libpq's PG* variables:
 
@@ -22,7 +22,7 @@ The target database must exist with PostGIS and hold a copy of the source's raw,
 ingest and alerts schemas, e.g.:
 
     scripts/pg.sh ensure-db superset_bench_national postgis
-    pg_dump -d hotspots -n raw -n ref -n marts -n ingest -n alerts -T marts.fct_money_trail \
+    pg_dump -d hotspots -n raw -n ref -n marts -n forecast -n ingest -n alerts -T marts.fct_money_trail \
         -T marts.fct_cell_daily_features -T marts.fct_cell_targets -T raw.complaint_versions \
         -T marts.superset_user_scope -T marts.model_registry_snapshot --no-owner -Fc -f /tmp/src.dump
     pg_restore -d superset_bench_national --no-owner /tmp/src.dump
@@ -142,32 +142,32 @@ def forecast(cur, candidates: int, t0: float) -> None:
     cur.execute("select max(model_version), max(issued_at) from marts.hotspot_forecast")
     version, issued = cur.fetchone()
     have_expl = _source_explanations(cur)
-    cur.execute("truncate marts.hotspot_forecast, marts.hotspot_forecast_history, marts.hotspot_explanations")
+    cur.execute("truncate forecast.hotspot_forecast, forecast.hotspot_forecast_history, forecast.hotspot_explanations")
     cur.execute("""create temp table cand as
         select c.h3_cell, c.state, c.district, c.geom, count(w.*) as n28
         from ref.h3_cells c left join raw.withdrawals w on w.h3_cell = c.h3_cell
           and w.withdrawn_at >= %s::date - 28
         group by 1, 2, 3, 4 order by n28 desc, c.h3_cell limit %s""", (day, candidates))
-    cur.execute("""insert into marts.hotspot_forecast (h3_cell, h3_res, forecast_date, horizon_days, issued_at,
+    cur.execute("""insert into forecast.hotspot_forecast (h3_cell, h3_res, forecast_date, horizon_days, issued_at,
             expected_withdrawals, p_any, risk_rank, model_version, state, district, geom)
         select h3_cell, 8, %s, h, %s, e, 1 - exp(-e), row_number() over (partition by h order by e desc, h3_cell),
                %s, state, district, geom
         from (select c.*, h, (c.n28 / 28.0 * h + 0.01) * (0.6 + 0.8 * ((hashtext(h3_cell || h) & 1023) / 1023.0)) as e
               from cand c, (values (1), (7)) hh(h)) x""", (day, issued, version))
-    cur.execute("alter table marts.hotspot_forecast_history alter column geom drop not null")
-    cur.execute(f"""insert into marts.hotspot_forecast_history
+    cur.execute("alter table forecast.hotspot_forecast_history alter column geom drop not null")
+    cur.execute(f"""insert into forecast.hotspot_forecast_history
         select f.h3_cell, f.h3_res, f.forecast_date - d, f.horizon_days, f.issued_at - d * interval '1 day',
                f.expected_withdrawals * (0.7 + 0.6 * ((hashtext(f.h3_cell || d) & 1023) / 1023.0)), f.p_any,
                f.risk_rank, f.model_version, f.state, f.district, case when d = 0 then f.geom end
-        from marts.hotspot_forecast f, generate_series(0, {SHIFTS * SHIFT_DAYS - 1}) d""")
-    cur.execute("analyze marts.hotspot_forecast_history")
-    log("marts.hotspot_forecast and _history", t0)
+        from forecast.hotspot_forecast f, generate_series(0, {SHIFTS * SHIFT_DAYS - 1}) d""")
+    cur.execute("analyze forecast.hotspot_forecast_history")
+    log("forecast.hotspot_forecast and _history", t0)
     # Explanations: the source's sentences for the top 200 cells per horizon.
-    cur.execute("""insert into marts.hotspot_explanations (forecast_date, horizon_days, h3_cell, risk_rank, rank,
+    cur.execute("""insert into forecast.hotspot_explanations (forecast_date, horizon_days, h3_cell, risk_rank, rank,
             feature, value, contribution, factor, text, model_version, issued_at)
         select f.forecast_date, f.horizon_days, f.h3_cell, f.risk_rank, s.rank, s.feature, s.value, s.contribution,
                s.factor, s.text, f.model_version, f.issued_at
-        from marts.hotspot_forecast f
+        from forecast.hotspot_forecast f
         join lateral (select * from source_explanations x
                       where x.k = f.risk_rank % (select max(k) + 1 from source_explanations)) s on true
         where f.risk_rank <= 200""") if have_expl else None
@@ -179,7 +179,7 @@ def _source_explanations(cur) -> bool:
     cur.execute("""create temp table source_explanations as
         select dense_rank() over (order by forecast_date, horizon_days, h3_cell) - 1 as k, rank, feature, value,
                contribution, factor, text
-        from marts.hotspot_explanations""")
+        from forecast.hotspot_explanations""")
     cur.execute("select count(*) from source_explanations")
     return cur.fetchone()[0] > 0
 
