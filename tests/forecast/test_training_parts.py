@@ -119,6 +119,13 @@ def test_model_fits_from_the_past_only_and_saves_and_loads(tmp_path):
     back = HotspotModel.load(m.save(tmp_path / "m"))
     np.testing.assert_allclose(back.predict(test, 1)[0], mu)
     assert back.recipe() == m.recipe() and back.clone().boosters == {}
+    # How many threads train it is not part of the recipe (the trees are the same), and a
+    # champion refitted for comparison runs with the current configuration's threads.
+    two = HotspotModel(features=["x"], params={**params, "num_threads": 2}, rounds=30).fit(rows, arr, origin)
+    assert two.recipe() == m.recipe()
+    np.testing.assert_array_equal(two.predict(test, 1)[0], mu)
+    assert two.clone({"num_threads": 1}).params["num_threads"] == 1 and two.clone().params["num_threads"] == 2
+    assert HotspotModel(features=["x"], params={**params, "num_leaves": 7}).recipe() != m.recipe()
     with pytest.raises(ValueError, match="no settled labels"):
         HotspotModel(features=["x"], params=params, rounds=5).fit(rows, arr, D("2026-01-03"))
 

@@ -19,6 +19,15 @@ import pandas as pd
 
 from hotspots.forecast import data
 
+# LightGBM settings that change how a model is trained, not what it learns (with
+# ``deterministic: true`` one thread and two give the same trees): left out of the recipe the gate
+# compares, and taken from the current configuration when a champion is refitted.
+RUNTIME_PARAMS = ("num_threads", "verbose")
+
+
+def runtime_params(cfg: dict) -> dict:
+    return {k: v for k, v in cfg["train"]["lightgbm"].items() if k in RUNTIME_PARAMS}
+
 
 @dataclass
 class HotspotModel:
@@ -34,14 +43,16 @@ class HotspotModel:
 
     def recipe(self) -> dict:
         """What defines how this model is made (not what it learned): compared by the gate."""
-        return {"features": list(self.features), "params": dict(self.params), "rounds": self.rounds,
+        params = {k: v for k, v in self.params.items() if k not in RUNTIME_PARAMS}
+        return {"features": list(self.features), "params": params, "rounds": self.rounds,
                 "horizons": list(self.horizons), "negative_rate": self.negative_rate,
                 "history_days": self.history_days, "settle_quantile": self.settle_quantile}
 
-    def clone(self) -> HotspotModel:
-        """An unfitted model of the same recipe."""
+    def clone(self, runtime: dict | None = None) -> HotspotModel:
+        """An unfitted model of the same recipe, trained with `runtime` (RUNTIME_PARAMS) when given."""
         r = self.recipe()
-        return HotspotModel(features=r["features"], params=r["params"], rounds=r["rounds"],
+        params = {**r["params"], **{k: v for k, v in self.params.items() if k in RUNTIME_PARAMS}, **(runtime or {})}
+        return HotspotModel(features=r["features"], params=params, rounds=r["rounds"],
                             horizons=tuple(r["horizons"]), negative_rate=r["negative_rate"],
                             history_days=r["history_days"], settle_quantile=r["settle_quantile"])
 
