@@ -64,7 +64,8 @@ TARGETS = [
     ("ingest_ratio", "ingest rows/s >= 0.5 x plain COPY rows/s", ">=", 0.5, ""),
     ("backfill", "two-year national backfill < 20 min", "<", 1200, "s"),
     ("training", "training run < 5 min", "<", 300, "s"),
-    ("one_day", "one national day end to end < 60 s", "<", 60, "s"),
+    ("one_day", "one national day end to end < 60 s (ingest, incremental build, scoring, alerts: "
+                "each stage in its own process, without Airflow)", "<", 60, "s"),
     ("dbt_full", "dbt full rebuild < 5 min", "<", 300, "s"),
     ("dbt_incremental", "daily incremental build < 15 s", "<", 15, "s"),
     ("peak_memory", "peak memory of every stage < 8 GiB", "<", 8, "GiB"),
@@ -574,7 +575,9 @@ def render(figures: dict, growth_table: str = "") -> str:
         fig = "-" if t["value"] is None else f"{_fmt(t['value'], 3 if t['target'] == 'ingest_ratio' else 1)} {t['unit']}"
         extra = f" ({t['why_not_measured']})" if t["why_not_measured"] else ""
         extra += f" (stage {t['stage']})" if t["stage"] else ""
-        lines.append(f"- **{t['status']}**: {t['text']}: {fig.strip()}{extra}")
+        size = "" if full or t["value"] is None else \
+            f" (at scale {figures.get('scale')} over {figures.get('days')} days, not the target's size)"
+        lines.append(f"- **{t['status']}**: {t['text']}: {fig.strip()}{extra}{size}")
         if t["status"] != "met" and notes.get(t["target"]):
             lines += ["", "  " + notes[t["target"]].replace("\n", "\n  "), ""]
     if growth_table:
@@ -619,16 +622,21 @@ def growth(a) -> int:
         last = i == len(runs) - 1
         ra = argparse.Namespace(**{**vars(a), "scale": scale, "days": days, "growth": False,
                                    "warehouse": a.warehouse if last else f"{a.warehouse}_g{i}",
-                                   "no_superset": True, "no_alerts": a.no_alerts or not last})
+                                   "no_superset": a.no_superset or not last, "no_alerts": a.no_alerts or not last,
+                                   # training needs QUICK["days"] of history (its evaluation window)
+                                   "no_forecast": a.no_forecast or days < QUICK["days"]})
+        if days < QUICK["days"] and not a.no_forecast:
+            print(f"bench: growth run at {days} days: too short a history for training, stops after dbt")
         print(f"\nbench: growth run {i + 1}/{len(runs)}: scale {scale}, {days} days (warehouse {ra.warehouse})")
         results[(scale, days)] = run(ra)
         if not last:
             _drop_database(ra.warehouse)
     table = growth_table(results, [(s / 4, d), (s / 2, d), (s, d)], [(s, d // 2), (s, d)])
     print("\n" + table)
-    main = results[(s, d)]
-    main["growth"] = table
-    report(main, a, table)
+    _save({"at": datetime.now(timezone.utc).isoformat(), "growth": table,
+           "runs": {f"s{k[0]:g}-d{k[1]}": {n: v["wall_s"] for n, v in r.get("stages", {}).items()}
+                    for k, r in results.items()}}, a.workdir)
+    report(results[(s, d)], a, table)
     return 0
 
 
