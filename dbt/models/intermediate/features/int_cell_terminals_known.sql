@@ -1,10 +1,4 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    on_schema_change='sync_all_columns',
-    unique_key='feature_date',
-    indexes=[{'columns': ['feature_date', 'h3_cell'], 'unique': true}],
-) }}
+{{ config(indexes=[{'columns': ['feature_date', 'h3_cell'], 'unique': true}]) }}
 -- How many terminals each candidate cell had been seen with in extracts dated before
 -- feature_date. Grain: (h3_cell, feature_date), candidates with at least one.
 with

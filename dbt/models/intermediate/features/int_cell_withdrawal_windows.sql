@@ -1,10 +1,4 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    on_schema_change='sync_all_columns',
-    unique_key='feature_date',
-    indexes=[{'columns': ['feature_date', 'h3_cell'], 'unique': true}, {'columns': ['h3_cell']}],
-) }}
+{{ config(indexes=[{'columns': ['feature_date', 'h3_cell'], 'unique': true}, {'columns': ['h3_cell']}]) }}
 -- Withdrawals per cell over windows ending the day before feature_date, counting only
 -- what had arrived in extracts dated before feature_date (records arrive days late;
 -- counting by event date alone would leak). Grain: (h3_cell, feature_date), cells

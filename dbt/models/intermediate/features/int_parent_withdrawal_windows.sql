@@ -1,10 +1,4 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    on_schema_change='sync_all_columns',
-    unique_key='feature_date',
-    indexes=[{'columns': ['feature_date', 'h3_res6'], 'unique': true}],
-) }}
+{{ config(indexes=[{'columns': ['feature_date', 'h3_res6'], 'unique': true}]) }}
 -- Withdrawal windows summed over each res-6 parent cell (about 7 x 7 res-8 cells), for the
 -- same feature_date. Grain: (h3_res6, feature_date).
 with
