@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hotspots import db, settings
 from hotspots.alerts import cli as alerts_cli
+from hotspots.errors import HotspotsError
 
 
 def init_warehouse(warehouse: str | None = None) -> None:
@@ -231,5 +232,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run(argv: list[str] | None = None) -> int:
+    """main() for the command line: the package's errors become a message and exit status 1."""
+    try:
+        return main(argv)
+    except HotspotsError as e:
+        print(f"hotspots: {e}", file=sys.stderr)
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

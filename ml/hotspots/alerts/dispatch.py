@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from hotspots import db
 from hotspots.alerts import config, store
+from hotspots.errors import BadRequest
 
 
 def _now(now) -> datetime:
@@ -61,7 +62,7 @@ def acknowledge(warehouse: str, alert_id: str, by: str, action: str, outcome: st
         with conn, conn.cursor() as cur:
             cur.execute("select 1 from alerts.alerts where alert_id = %s", (alert_id,))
             if cur.fetchone() is None:
-                raise SystemExit(f"alerts ack: no alert {alert_id}")
+                raise BadRequest(f"alerts ack: no alert {alert_id}")
             cur.execute("select ack_id from alerts.acknowledgements where alert_id = %s order by ack_id desc limit 1",
                         (alert_id,))
             row = cur.fetchone()

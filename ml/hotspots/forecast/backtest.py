@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from hotspots.errors import BadRequest, NotReady
 from hotspots.forecast import data, metrics
 from hotspots.forecast.baselines import configured, p_any_from_mu
 from hotspots.forecast.model import HotspotModel, from_config, runtime_params
@@ -35,7 +36,7 @@ class Inputs:
     def load(cls, conn) -> Inputs:
         dates = data.extract_dates(conn)
         if len(dates) == 0:
-            raise SystemExit("no extract has been loaded into this warehouse: ingest first")
+            raise NotReady("no extract has been loaded into this warehouse: ingest first")
         return cls(features=data.load_features(conn), arrived=data.load_arrived(conn),
                    neighbours=data.load_neighbours(conn), last_extract=dates.max(), places=data.load_places(conn))
 
@@ -223,13 +224,13 @@ def run(warehouse: str, start, end, landing: str | None = None, log: Callable[[s
     inputs = Inputs.load(conn)
     dates = inputs.features["feature_date"]
     if end < start:
-        raise SystemExit(f"backtest: END {end.date()} is before START {start.date()}")
+        raise BadRequest(f"backtest: END {end.date()} is before START {start.date()}")
     if dates.empty or end > dates.max():
-        raise SystemExit(f"backtest: features reach {dates.max().date() if len(dates) else 'nothing'}; "
+        raise BadRequest(f"backtest: features reach {dates.max().date() if len(dates) else 'nothing'}; "
                          f"END {end.date()} is after the day after the last extract")
     min_history = int(cfg["train"]["min_history_days"])
     if start - dates.min() < pd.Timedelta(days=min_history):
-        raise SystemExit(f"backtest: features start {dates.min().date()}; START must leave at least {min_history} "
+        raise BadRequest(f"backtest: features start {dates.min().date()}; START must leave at least {min_history} "
                          "days of history to train on")
     truth = data.truth_path(landing)
     k = gate_k(cfg, inputs.features, pd.date_range(start, end))

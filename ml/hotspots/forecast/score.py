@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from hotspots import db, settings
+from hotspots.errors import NotReady
 from hotspots.forecast import backtest, data, explain, store, tracking
 from hotspots.forecast.baselines import BASELINES, p_any_from_mu
 
@@ -46,11 +47,11 @@ def score(warehouse: str, forecast_date=None, log=print) -> dict:
             cur.execute(f"select max(feature_date) from {data.FEATURES_TABLE}")
             forecast_date = cur.fetchone()[0]
         if forecast_date is None:
-            raise SystemExit("score: no features built in this warehouse yet")
+            raise NotReady("score: no features built in this warehouse yet")
     d = pd.Timestamp(forecast_date)
     rows = data.load_features(conn, d, d)
     if rows.empty:
-        raise SystemExit(f"score: no feature rows for {d.date()}")
+        raise NotReady(f"score: no feature rows for {d.date()}")
     issued_at = pd.Timestamp.now(tz="UTC")
     parts = []
     if model is not None:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from hotspots import db, settings
+from hotspots.errors import NotReady
 from hotspots.forecast import backtest, tracking
 from hotspots.forecast.data import feature_columns, truth_path
 from hotspots.forecast.model import HotspotPyfunc, from_config
@@ -159,7 +160,7 @@ def evaluate(warehouse: str, landing: str | None = None, overrides: dict | None 
     first_feature = inputs.features["feature_date"].min()
     min_history = int(cfg["train"]["min_history_days"])
     if pd.isna(first_feature) or ev_start - first_feature < pd.Timedelta(days=min_history):
-        raise SystemExit(f"train: {warehouse} has features from {first_feature} only; evaluation from {ev_start.date()} "
+        raise NotReady(f"train: {warehouse} has features from {first_feature} only; evaluation from {ev_start.date()} "
                          f"needs at least {min_history} days of history before it")
     truth = truth_path(landing)
     champion, champion_id = tracking.load_champion(warehouse)
