@@ -453,7 +453,7 @@ def _ingest_all_but_last(a, partial: Path, figures: dict) -> None:
     _sh([str(settings.ROOT / "scripts" / "pg.sh"), "ensure-db", a.warehouse, "postgis"])
     conn = db.connect(a.warehouse)
     with conn, conn.cursor() as cur:
-        cur.execute("drop schema if exists raw, ingest, staging, intermediate, marts, alerts, bench_copy cascade")
+        cur.execute("drop schema if exists raw, ingest, staging, intermediate, marts, forecast, alerts, bench_copy cascade")
         cur.execute("delete from ref.h3_neighbours where true" if _has(cur, "ref.h3_neighbours") else "select 1")
         cur.execute("delete from ref.h3_cells where true" if _has(cur, "ref.h3_cells") else "select 1")
     conn.close()
@@ -697,7 +697,7 @@ def quality(a) -> pd.DataFrame:
         _sh([str(settings.ROOT / "scripts" / "pg.sh"), "ensure-db", wh, "postgis"])
         conn = db.connect(wh)
         with conn, conn.cursor() as cur:
-            cur.execute("drop schema if exists raw, ingest, staging, intermediate, marts cascade")
+            cur.execute("drop schema if exists raw, ingest, staging, intermediate, marts, forecast cascade")
             for t in ("ref.h3_neighbours", "ref.h3_cells"):
                 cur.execute(f"delete from {t} where true" if _has(cur, t) else "select 1")
         conn.close()
