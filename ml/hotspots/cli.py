@@ -19,6 +19,7 @@ def init_warehouse(warehouse: str | None = None) -> None:
     conn = db.connect(warehouse)
     try:
         load.ensure_schema(conn)
+        db.ensure_roles(conn)  # as scripts/pg.sh does for the warehouses it creates
         n = load.load_gazetteer(conn)
         with conn:  # schema forecast; moves the forecast tables an older warehouse kept in marts
             forecast_store.ensure_tables(conn)
@@ -94,14 +95,12 @@ def report(landing: str | None = None, warehouse: str | None = None) -> None:
         for d, reason in cur.fetchall():
             print(f"rejected: {d} {reason}")
         _report_quarantine_per_delivery(cur)
-        cur.execute("select to_regclass('marts.fct_cell_daily_features') is not null")
-        if cur.fetchone()[0]:
-            cur.execute("""select count(*), count(distinct h3_cell), min(feature_date), max(feature_date)
-                           from marts.fct_cell_daily_features""")
-            rows, cells, first, last = cur.fetchone()
+        features = db.feature_summary(warehouse)
+        if features is not None:
             cur.execute("select count(*) from marts.dim_cells")
-            print(f"features (marts.fct_cell_daily_features): {rows} rows, {cells} candidate cells, "
-                  f"feature dates {first} .. {last}; {cur.fetchone()[0]} cells in marts.dim_cells")
+            print(f"features (marts.fct_cell_daily_features): {features['rows']} rows, {features['cells']} candidate "
+                  f"cells, feature dates {features['first']} .. {features['last']}; {cur.fetchone()[0]} cells in "
+                  "marts.dim_cells")
         cur.execute("select to_regclass('marts.hotspot_forecast') is not null")
         if cur.fetchone()[0]:
             cur.execute("""select forecast_date, horizon_days, count(*), sum(expected_withdrawals), min(model_version)

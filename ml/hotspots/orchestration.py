@@ -255,7 +255,7 @@ def training_readiness(warehouse: str, scheduled: bool) -> tuple[str | None, dic
             return f"no features in {warehouse} yet", summary or {}
         raise NotEnoughFeatures(f"no features in {warehouse}: run ingest_extracts and build_features first")
     cfg = settings.forecast_config()
-    need = int(cfg["evaluation"]["days"]) + int(cfg["train"].get("min_history_days", 28))
+    need = int(cfg["evaluation"]["days"]) + int(cfg["train"]["min_history_days"])
     days = (summary["last"] - summary["first"]).days
     if days < need:
         return (f"history too short: {days} days of features, {need} needed (evaluation window plus "
