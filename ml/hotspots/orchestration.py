@@ -27,6 +27,8 @@ from typing import Any
 from airflow.sdk.bases.sensor import BaseSensorOperator
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from hotspots.errors import BadRequest, NotReady
+
 WAREHOUSE_KEY = "warehouse"
 LANDING_SETTING = "HOTSPOTS_LANDING"
 LANDING_WAREHOUSE_SETTING = "HOTSPOTS_LANDING_WAREHOUSE"
@@ -53,7 +55,7 @@ def landing_warehouse() -> str:
     return os.environ.get(LANDING_WAREHOUSE_SETTING, "").strip() or default_warehouse()
 
 
-class LandingNotConfigured(RuntimeError):
+class LandingNotConfigured(BadRequest):
     pass
 
 
@@ -238,7 +240,7 @@ class NewExtractSensor(BaseSensorOperator):
 
 # ---------------------------------------------------------------- training: is it due?
 
-class NotEnoughFeatures(RuntimeError):
+class NotEnoughFeatures(NotReady):
     """A manual training run on a warehouse without features (run ingest and build_features first)."""
 
 
