@@ -54,7 +54,7 @@ GBM_PARAMS = {
     "num_leaves": 15,
     "learning_rate": 0.05,
     "min_data_in_leaf": 50,
-    "num_threads": 1,  # as the model's (config/forecast.yml)
+    "num_threads": 2,  # as the model's (config/forecast.yml)
     "verbose": -1,
     "seed": 20240601,
     "deterministic": True,
