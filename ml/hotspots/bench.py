@@ -202,7 +202,7 @@ def _rows_affected(models: list[dict]) -> int:
     return sum(max(0, int(m["rows"] or 0)) for m in models)  # views: -1
 
 
-def machine(warehouse: str | None = None) -> dict:
+def machine() -> dict:
     mem = None
     try:
         for ln in Path("/proc/meminfo").read_text().splitlines():
@@ -213,7 +213,7 @@ def machine(warehouse: str | None = None) -> dict:
     out = {"cpus": os.cpu_count(), "memory_gib": mem, "platform": platform.platform(),
            "python": platform.python_version(), "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
     try:
-        conn = db.connect(warehouse)
+        conn = db.connect("postgres")  # the cluster's own database: the warehouse may not exist yet
         with conn.cursor() as cur:
             cur.execute("show server_version")
             out["postgresql"] = cur.fetchone()[0]
