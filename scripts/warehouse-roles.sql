@@ -1,6 +1,7 @@
 -- Least-privilege database roles of a warehouse (issue 13). Run by its owner (PGUSER) in every
 -- warehouse database: `scripts/pg.sh ensure-db NAME postgis` (make warehouse, the tests),
--- hotspots.db.ensure_roles (init-warehouse), scripts/docker-initdb.sql (docker compose).
+-- hotspots.db.ensure_roles (init-warehouse), and docker compose (mounted into the postgis image's
+-- /docker-entrypoint-initdb.d after scripts/docker-initdb.sql).
 -- Idempotent; parameter-free (plain SQL, no psql variables), so psql and psycopg2 both run it.
 --
 --   hotspots_ingest  writes raw and ingest (the extracts and their ledger); reads ref (gazetteer)

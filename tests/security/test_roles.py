@@ -11,6 +11,7 @@ import sys
 
 import psycopg2
 import pytest
+import yaml
 from psycopg2 import errors
 
 from tests.conftest import ROOT
@@ -133,5 +134,9 @@ def test_the_grants_cover_every_warehouse_and_survive_a_rerun(built):
 
 
 def test_docker_compose_creates_the_same_roles():
-    """docker compose mounts scripts/docker-initdb.sql alone: it carries the roles' SQL verbatim."""
-    assert (ROOT / "scripts" / "warehouse-roles.sql").read_text() in (ROOT / "scripts" / "docker-initdb.sql").read_text()
+    """docker compose runs scripts/warehouse-roles.sql itself in the warehouse's first start, after the
+    metadata databases (the postgis image runs /docker-entrypoint-initdb.d/*.sql in name order)."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    mounts = [v.split(":")[:2] for v in compose["services"]["postgis"]["volumes"] if v.startswith("./")]
+    init = sorted((target, src) for src, target in mounts if target.startswith("/docker-entrypoint-initdb.d/"))
+    assert [src for _, src in init] == ["./scripts/docker-initdb.sql", "./scripts/warehouse-roles.sql"]
