@@ -36,60 +36,33 @@ end
 $$;
 
 -- The latest forecast (replaced whole by each scoring run), every issued forecast, and the
--- model's forecasts of a backtest: the contract's columns (OUTPUTS.md, Tables).
-create table if not exists forecast.hotspot_forecast (
-    h3_cell text not null,
-    h3_res smallint not null default 8 check (h3_res = 8),
-    forecast_date date not null,
-    horizon_days smallint not null check (horizon_days in (1, 7)),
-    issued_at timestamptz not null,
-    expected_withdrawals double precision not null check (expected_withdrawals >= 0),
-    p_any double precision not null check (p_any between 0 and 1),
-    risk_rank integer not null check (risk_rank >= 1),
-    model_version text not null,
-    state text,
-    district text,
-    geom geometry(Polygon, 4326) not null,
-    primary key (forecast_date, horizon_days, h3_cell),
-    unique (forecast_date, horizon_days, risk_rank)
-);
-create index if not exists hotspot_forecast_geom on forecast.hotspot_forecast using gist (geom);
-
-create table if not exists forecast.hotspot_forecast_history (
-    h3_cell text not null,
-    h3_res smallint not null default 8 check (h3_res = 8),
-    forecast_date date not null,
-    horizon_days smallint not null check (horizon_days in (1, 7)),
-    issued_at timestamptz not null,
-    expected_withdrawals double precision not null check (expected_withdrawals >= 0),
-    p_any double precision not null check (p_any between 0 and 1),
-    risk_rank integer not null check (risk_rank >= 1),
-    model_version text not null,
-    state text,
-    district text,
-    geom geometry(Polygon, 4326) not null,
-    primary key (forecast_date, horizon_days, h3_cell),
-    unique (forecast_date, horizon_days, risk_rank)
-);
-create index if not exists hotspot_forecast_history_geom on forecast.hotspot_forecast_history using gist (geom);
-
-create table if not exists forecast.backtest_forecast (
-    h3_cell text not null,
-    h3_res smallint not null default 8 check (h3_res = 8),
-    forecast_date date not null,
-    horizon_days smallint not null check (horizon_days in (1, 7)),
-    issued_at timestamptz not null,
-    expected_withdrawals double precision not null check (expected_withdrawals >= 0),
-    p_any double precision not null check (p_any between 0 and 1),
-    risk_rank integer not null check (risk_rank >= 1),
-    model_version text not null,
-    state text,
-    district text,
-    geom geometry(Polygon, 4326) not null,
-    primary key (forecast_date, horizon_days, h3_cell),
-    unique (forecast_date, horizon_days, risk_rank)
-);
-create index if not exists backtest_forecast_geom on forecast.backtest_forecast using gist (geom);
+-- model's forecasts of a backtest: one shape, the contract's columns (OUTPUTS.md, Tables).
+do $$
+declare
+    t text;
+begin
+    foreach t in array array['hotspot_forecast', 'hotspot_forecast_history', 'backtest_forecast'] loop
+        execute format($ddl$
+            create table if not exists forecast.%I (
+                h3_cell text not null,
+                h3_res smallint not null default 8 check (h3_res = 8),
+                forecast_date date not null,
+                horizon_days smallint not null check (horizon_days in (1, 7)),
+                issued_at timestamptz not null,
+                expected_withdrawals double precision not null check (expected_withdrawals >= 0),
+                p_any double precision not null check (p_any between 0 and 1),
+                risk_rank integer not null check (risk_rank >= 1),
+                model_version text not null,
+                state text,
+                district text,
+                geom geometry(Polygon, 4326) not null,
+                primary key (forecast_date, horizon_days, h3_cell),
+                unique (forecast_date, horizon_days, risk_rank)
+            )$ddl$, t);
+        execute format('create index if not exists %I on forecast.%I using gist (geom)', t || '_geom', t);
+    end loop;
+end
+$$;
 
 -- SHAP explanations of the top cells of each forecast, in words.
 create table if not exists forecast.hotspot_explanations (
