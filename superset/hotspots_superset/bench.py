@@ -66,12 +66,21 @@ def _server_pid() -> int | None:
     except (OSError, ValueError):
         return None
 
-def _chart_names(base: str, user: str, password: str) -> dict[int, str]:
+
+def _api(base: str, user: str, password: str) -> requests.Session:
+    """A logged-in session that may change charts (JWT and CSRF token)."""
     s = requests.Session()
     r = s.post(f"{base}/api/v1/security/login", json={"username": user, "password": password, "provider": "db"},
                timeout=60)
     r.raise_for_status()
     s.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+    s.headers["X-CSRFToken"] = s.get(f"{base}/api/v1/security/csrf_token/", timeout=60).json()["result"]
+    s.headers["Referer"] = base
+    return s
+
+
+def _chart_names(base: str, user: str, password: str) -> dict[int, str]:
+    s = _api(base, user, password)
     res = s.get(f"{base}/api/v1/chart/", params={"q": "(page_size:500)"}, timeout=60).json()["result"]
     names = {c["id"]: c["slice_name"] for c in res}
     res = s.get(f"{base}/api/v1/dataset/", params={"q": "(page_size:500)"}, timeout=60).json()["result"]
@@ -167,18 +176,6 @@ def bench(base: str, user: str, password: str, slugs=DEFAULT_SLUGS, out: Path | 
     finally:
         d.quit()
     return figures
-
-
-def _api(base: str, user: str, password: str) -> requests.Session:
-    """A logged-in session that may change charts (JWT and CSRF token)."""
-    s = requests.Session()
-    r = s.post(f"{base}/api/v1/security/login", json={"username": user, "password": password, "provider": "db"},
-               timeout=60)
-    r.raise_for_status()
-    s.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
-    s.headers["X-CSRFToken"] = s.get(f"{base}/api/v1/security/csrf_token/", timeout=60).json()["result"]
-    s.headers["Referer"] = base
-    return s
 
 
 def floor(base: str, user: str, password: str, slug: str = "national-risk-map", runs: int = 2) -> dict:
