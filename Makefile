@@ -9,7 +9,11 @@ ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 PGHOST ?= 127.0.0.1
 PGPORT ?= 55432
 PGUSER ?= hotspots
-PGPASSWORD ?= hotspots
+# No default password: the owner's is generated into .local/secrets/pg_owner when the cluster is
+# created (a cluster made before keeps 'hotspots', said once; scripts/pg.sh rotate-owner-password).
+ifndef PGPASSWORD
+PGPASSWORD := $(shell $(ROOT)/scripts/pg.sh owner-password)
+endif
 WAREHOUSE ?= hotspots
 AIRFLOW_PORT ?= 8080
 SUPERSET_PORT ?= 8088
@@ -61,9 +65,21 @@ AIRFLOW_META_DB ?= airflow
 test test-unit fuzz: AIRFLOW_META_DB = airflow_test
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN = postgresql+psycopg2://$(PGUSER):$(PGPASSWORD)@$(PGHOST):$(PGPORT)/$(AIRFLOW_META_DB)
 export AIRFLOW__LOGGING__BASE_LOG_FOLDER := $(LOCAL)/airflow/logs
-# The warehouse as an Airflow connection (tasks: PostgresHook; dbt: Cosmos' profile mapping): server,
-# port, login, password from the same settings; each run picks the database (its warehouse).
+# The warehouse as Airflow connections (tasks: PostgresHook; dbt: Cosmos' profile mapping), one per
+# database role (docs/architecture.md, Database roles): the owner's (DDL, grants, training, scoring,
+# alerts), hotspots_ingest's (load_extract) and hotspots_dbt's (build_features); server and port
+# from the same settings, the roles' passwords HOTSPOTS_*_PASSWORD, else the ones generated into
+# .local/secrets (scripts/pg.sh gives the roles those logins); each run picks the database.
+ifndef HOTSPOTS_INGEST_PASSWORD
+HOTSPOTS_INGEST_PASSWORD := $(shell $(ROOT)/scripts/pg.sh secret hotspots_ingest)
+endif
+ifndef HOTSPOTS_DBT_PASSWORD
+HOTSPOTS_DBT_PASSWORD := $(shell $(ROOT)/scripts/pg.sh secret hotspots_dbt)
+endif
+export HOTSPOTS_INGEST_PASSWORD HOTSPOTS_DBT_PASSWORD
 export AIRFLOW_CONN_HOTSPOTS_WAREHOUSE := {"conn_type": "postgres", "host": "$(PGHOST)", "port": $(PGPORT), "login": "$(PGUSER)", "password": "$(PGPASSWORD)", "schema": "$(WAREHOUSE)"}
+export AIRFLOW_CONN_HOTSPOTS_INGEST := {"conn_type": "postgres", "host": "$(PGHOST)", "port": $(PGPORT), "login": "hotspots_ingest", "password": "$(HOTSPOTS_INGEST_PASSWORD)", "schema": "$(WAREHOUSE)"}
+export AIRFLOW_CONN_HOTSPOTS_DBT := {"conn_type": "postgres", "host": "$(PGHOST)", "port": $(PGPORT), "login": "hotspots_dbt", "password": "$(HOTSPOTS_DBT_PASSWORD)", "schema": "$(WAREHOUSE)"}
 export AIRFLOW__API__PORT := $(AIRFLOW_PORT)
 export AIRFLOW__API__BASE_URL := http://127.0.0.1:$(AIRFLOW_PORT)
 # The UI's users, as user:role (no password here). Their passwords live in the passwords file

@@ -6,7 +6,8 @@ per model, then their tests and unit tests) -> publish (emits the cell_features 
 forecasting can start) -> dbt_marts (targets, cells, districts, money trail, then every
 remaining test, relationships across both groups included). Triggered by raw_extracts,
 for the warehouse its events name (resolve_warehouse; hotspots.orchestration), or the
-warehouse param on a manual run.
+warehouse param on a manual run. Every task connects as hotspots_dbt (Cosmos' profile mapping
+from that Airflow connection; docs/architecture.md, Database roles).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from hotspots.assets import CELL_FEATURES, RAW_EXTRACTS
 
 DAILY_PATH = "+fct_cell_daily_features"
 DBT_DIR = Path(os.environ.get("HOTSPOTS_ROOT", Path(__file__).resolve().parents[1])) / "dbt"
+DBT_CONN_ID = db.dbt_conn_id()  # hotspots_dbt (the owner's, with a warning, where it is not defined)
 
 
 @dag(
@@ -46,7 +48,8 @@ def build_features():
         from hotspots import db
         from hotspots.geo.cells import register_cells as register
 
-        conn = db.connect(warehouse)
+        with db.acting_as(db.DBT_CONN_ID):  # writes ref's cell tables, reads raw: dbt's role
+            conn = db.connect(warehouse)
         try:
             n = register(conn)
         finally:
@@ -58,11 +61,11 @@ def build_features():
         return DbtTaskGroup(
             group_id=group_id,
             project_config=ProjectConfig(dbt_project_path=DBT_DIR),
-            # The warehouse's Airflow connection (server, port, login, password); the database is
-            # the run's warehouse, read by dbt from WAREHOUSE (templated below) when it runs.
+            # dbt's Airflow connection (hotspots_dbt: server, port, login, password); the database
+            # is the run's warehouse, read by dbt from WAREHOUSE (templated below) when it runs.
             profile_config=ProfileConfig(profile_name="hotspots", target_name="warehouse",
                                          profile_mapping=PostgresUserPasswordProfileMapping(
-                                             conn_id=db.CONN_ID,
+                                             conn_id=DBT_CONN_ID,
                                              profile_args={"dbname": "{{ env_var('WAREHOUSE') }}", "schema": "dbt",
                                                            "threads": 2})),
             execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
@@ -82,7 +85,8 @@ def build_features():
 
     @task(outlets=[CELL_FEATURES])
     def publish(warehouse: str, outlet_events=None) -> dict:
-        f = db.feature_summary(warehouse)
+        with db.acting_as(db.DBT_CONN_ID):
+            f = db.feature_summary(warehouse)
         print(f"summary: features {f['rows']} rows, {f['cells']} cells, feature dates {f['first']} .. {f['last']}")
         orchestration.emit(outlet_events, CELL_FEATURES, warehouse, last_feature_date=str(f["last"]))
         return {"rows": f["rows"], "cells": f["cells"], "first": str(f["first"]), "last": str(f["last"])}

@@ -11,6 +11,9 @@ warehouse HOTSPOTS_LANDING_WAREHOUSE, default WAREHOUSE) the DAG runs continuous
 at a time: wait_for_manifests is deferrable and waits in the triggerer until a complete
 extract date the warehouse has not seen lands. Without it the DAG runs only when triggered
 (conf {"landing": ..., "warehouse": ...}); a manual run waits only for any complete date.
+
+Database roles: discover_extracts prepares the warehouse as its owner (hotspots_warehouse);
+the sensor and load_extract connect as hotspots_ingest (docs/architecture.md, Database roles).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
-from hotspots import orchestration
+from hotspots import db, orchestration
 from hotspots.alerts.failure import notify_failure
 from hotspots.assets import RAW_EXTRACTS
 
@@ -58,7 +61,7 @@ def ingest_extracts():
 
         if dag_run is not None and not getattr(dag_run, "note", None):
             name_run(dag_run.dag_id, dag_run.run_id, params["warehouse"])
-        init_warehouse(params["warehouse"])
+        init_warehouse(params["warehouse"])  # the owner: schemas, tables, grants (load_extract may not)
         complete, _ = load.discover(Path(params["landing"]))
         dates = [d for d in complete if d in set(sensed)]
         print(f"progress: {len(complete)} complete extract dates in {params['landing']}, {len(dates)} to load")
@@ -73,7 +76,8 @@ def ingest_extracts():
         from hotspots.ingest import load
 
         get_current_context()["extract_date"] = extract_date  # the mapped instance's label in the UI
-        r = load.load_extract(Path(params["landing"]), extract_date, params["warehouse"])
+        with db.acting_as(db.INGEST_CONN_ID):  # the ingest role: writes raw and ingest, reads ref
+            r = load.load_extract(Path(params["landing"]), extract_date, params["warehouse"])
         print(f"ingest: {extract_date} {r.status} read={r.rows_read} loaded={r.rows_loaded} "
               f"quarantined={r.rows_quarantined} repaired={r.rows_repaired} {r.seconds:.1f}s"
               + (f" reason: {r.reason}" if r.reason else ""))

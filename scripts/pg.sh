@@ -5,7 +5,15 @@
 #   pg.sh ensure-db NAME [postgis]  create database NAME if missing; with postgis: a warehouse
 #                          (PostGIS, and the least-privilege roles of scripts/warehouse-roles.sql)
 #   pg.sh status
+#   pg.sh secret NAME      print the generated secret .local/secrets/NAME (made if missing)
+#   pg.sh owner-password   print the owner's (PGUSER's) password: PGPASSWORD, else see below
+#   pg.sh rotate-owner-password   give the running cluster's owner a generated password
 # Settings: PGHOST PGPORT PGUSER PGPASSWORD (see .env.example).
+#
+# No default password: the owner's password is PGPASSWORD, else the one generated into
+# .local/secrets/pg_owner when the cluster is created. A cluster created before that (by an older
+# checkout: .local/pg exists, no secret) keeps its old password 'hotspots', said once; give it a
+# generated one with `scripts/pg.sh rotate-owner-password` (then restart what is connected).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
@@ -13,7 +21,36 @@ BASE="$ROOT/.local/pg"
 DATA="$BASE/data"
 RUN="$BASE/run"
 LOG="$BASE/postgres.log"
-: "${PGHOST:=127.0.0.1}" "${PGPORT:=55432}" "${PGUSER:=hotspots}" "${PGPASSWORD:=hotspots}"
+SECRETS="$ROOT/.local/secrets"
+OWNER_SECRET="$SECRETS/pg_owner"
+
+# A secret kept in .local/secrets/NAME (mode 600), generated the first time.
+secret() {
+  local f="$SECRETS/$1"
+  if [ ! -s "$f" ]; then
+    mkdir -p "$SECRETS" && chmod 700 "$SECRETS"
+    # Written aside, then linked in: of two processes making it at once, the first one wins.
+    (umask 077; head -c 24 /dev/urandom | base64 | tr -d '\n/+=' > "$f.$$"; ln "$f.$$" "$f" 2>/dev/null; rm -f "$f.$$")
+  fi
+  cat "$f"
+}
+
+owner_password() {
+  if [ -n "${PGPASSWORD:-}" ]; then printf '%s\n' "$PGPASSWORD"; return; fi
+  if [ ! -s "$OWNER_SECRET" ] && [ -f "$DATA/PG_VERSION" ]; then
+    if [ ! -e "$SECRETS/.pg_owner_legacy_noted" ]; then
+      mkdir -p "$SECRETS" && chmod 700 "$SECRETS" && touch "$SECRETS/.pg_owner_legacy_noted"
+      echo "pg: this cluster was created with the old default owner password; it keeps it. To replace it with" \
+        "a generated one: scripts/pg.sh rotate-owner-password (docs/architecture.md, Database roles)" >&2
+    fi
+    echo hotspots
+    return
+  fi
+  secret pg_owner
+}
+
+: "${PGHOST:=127.0.0.1}" "${PGPORT:=55432}" "${PGUSER:=hotspots}"
+PGPASSWORD=$(owner_password)
 export PGHOST PGPORT PGUSER PGPASSWORD
 
 # initdb refuses to run as root: run the server as the 'postgres' system user then.
@@ -82,17 +119,13 @@ ensure_db() {
 # (never on a command line: psql reads the statement from stdin). hotspots_reader's login is
 # Superset's provisioning's (SUPERSET_READER_PASSWORD or .local/superset/reader_password).
 roles() {
-  local db=$1 role var pw secrets="$ROOT/.local/secrets"
+  local db=$1 role var pw
   PGOPTIONS="-c client_min_messages=warning" psql -d "$db" -qX -v ON_ERROR_STOP=1 \
     -f "$ROOT/scripts/warehouse-roles.sql" >/dev/null
-  mkdir -p "$secrets" && chmod 700 "$secrets"
   for role in hotspots_ingest hotspots_dbt; do
     var="HOTSPOTS_${role#hotspots_}_PASSWORD"; var=${var^^}
     pw=${!var:-}
-    if [ -z "$pw" ]; then
-      [ -s "$secrets/$role" ] || { (umask 077; head -c 24 /dev/urandom | base64 | tr -d '\n/+=' > "$secrets/$role"); }
-      pw=$(cat "$secrets/$role")
-    fi
+    [ -n "$pw" ] || pw=$(secret "$role")
     # In the postgres database under one advisory lock: two warehouses made at once would
     # otherwise update the same role row concurrently.
     psql -d postgres -qX -v ON_ERROR_STOP=1 >/dev/null <<SQL
@@ -104,11 +137,28 @@ SQL
   done
 }
 
+# The running cluster's owner gets the generated password (.local/secrets/pg_owner, made if
+# missing), set over the local socket (trusted: no old password needed). Whatever is connected
+# with the old one (Airflow, MLflow, Superset) must be restarted: make down && make up.
+rotate_owner_password() {
+  running || { echo "pg: the cluster is not running (make db)" >&2; exit 1; }
+  local pw
+  pw=$(secret pg_owner)
+  psql -h "$RUN" -d postgres -qX -v ON_ERROR_STOP=1 >/dev/null <<SQL
+alter role "$PGUSER" password '${pw//\'/\'\'}';
+SQL
+  rm -f "$SECRETS/.pg_owner_legacy_noted"
+  echo "pg: owner $PGUSER has the password in $OWNER_SECRET; restart the services (make down && make up)"
+}
+
 case "${1:-}" in
   start) start ;;
+  secret) secret "$2" ;;
+  owner-password) printf '%s\n' "$PGPASSWORD" ;;
+  rotate-owner-password) rotate_owner_password ;;
   stop) stop ;;
   status) if running; then echo "pg: running on $PGHOST:$PGPORT"; else echo "pg: stopped"; exit 3; fi ;;
   ensure-db) ensure_db "$2" "${3:-}" ;;
   roles) roles "$2" ;;
-  *) echo "usage: $0 start|stop|status|ensure-db NAME [postgis]|roles NAME" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|ensure-db NAME [postgis]|roles NAME|secret NAME|owner-password|rotate-owner-password" >&2; exit 2 ;;
 esac

@@ -1,18 +1,24 @@
 """PostgreSQL connections to the warehouse (psycopg2, for COPY), and the warehouse's roles.
 
-Inside an Airflow task the server, port, login and password come from the Airflow connection
-``hotspots_warehouse`` (AIRFLOW_CONN_HOTSPOTS_WAREHOUSE, set by the Makefile from the same PG*
-settings, or any secrets backend), read through the postgres provider's PostgresHook; the run
-picks the database (its warehouse: hotspots.orchestration.resolve_warehouse). Outside Airflow
-(CLI, tests) they come from libpq's variables (settings.pg). The driver is psycopg2 either way:
-the provider's own get_conn() returns a psycopg (3) connection under SQLAlchemy 2, and the
-ingest's COPY code is psycopg2's.
+Inside an Airflow task the server, port, login and password come from an Airflow connection
+(AIRFLOW_CONN_<ID>, set by the Makefile, or any secrets backend), read through the postgres
+provider's PostgresHook; the run picks the database (its warehouse:
+hotspots.orchestration.resolve_warehouse). Which connection: the task's role (``acting_as``,
+docs/architecture.md, Database roles): ``hotspots_warehouse`` is the owner (DDL, grants,
+training, scoring, alerts), ``hotspots_ingest`` the ingest role (raw and ingest),
+``hotspots_dbt`` dbt's (staging, intermediate, marts, ref's seeds and cells). Outside Airflow
+(CLI, tests) they come from libpq's variables (settings.pg): the operator, as the owner. The
+driver is psycopg2 either way: the provider's own get_conn() returns a psycopg (3) connection
+under SQLAlchemy 2, and the ingest's COPY code is psycopg2's.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg2
 
@@ -20,9 +26,25 @@ from hotspots import settings
 
 ROLES_SQL = settings.ROOT / "scripts" / "warehouse-roles.sql"
 INGEST_ROLE, DBT_ROLE, READER_ROLE = "hotspots_ingest", "hotspots_dbt", "hotspots_reader"
+# Airflow connection ids: the owner's, and one per least-privilege role with a login.
 CONN_ID = "hotspots_warehouse"
+INGEST_CONN_ID, DBT_CONN_ID = INGEST_ROLE, DBT_ROLE
+# dbt's schemas: every relation in them is dbt's (owned by hotspots_dbt, which rebuilds them).
+DBT_SCHEMAS = ("staging", "intermediate")
 
 log = logging.getLogger(__name__)
+_conn_id: contextvars.ContextVar[str] = contextvars.ContextVar("hotspots_conn_id", default=CONN_ID)
+
+
+@contextmanager
+def acting_as(conn_id: str) -> Iterator[None]:
+    """Inside an Airflow task, connect() uses the connection ``conn_id`` (a role's login) while
+    this block runs; outside Airflow it changes nothing (the PG* environment: the operator)."""
+    token = _conn_id.set(conn_id)
+    try:
+        yield
+    finally:
+        _conn_id.reset(token)
 
 
 def in_airflow_task() -> bool:
@@ -30,22 +52,44 @@ def in_airflow_task() -> bool:
     return bool(os.environ.get("AIRFLOW_CTX_DAG_ID"))
 
 
-def airflow_connection():
-    """The warehouse's Airflow connection (through PostgresHook), or None when none is defined."""
+def airflow_connection(conn_id: str | None = None):
+    """An Airflow connection (through PostgresHook): ``conn_id``, else the one ``acting_as``
+    chose, else the owner's. A role's connection that is not defined falls back on the owner's,
+    with a warning in the task log (a deployment without the roles' logins keeps working, loudly);
+    None when not even the owner's is defined (then the PG* environment)."""
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+    conn_id = conn_id or _conn_id.get()
     try:
-        return PostgresHook(postgres_conn_id=CONN_ID).connection
+        return PostgresHook(postgres_conn_id=conn_id).connection
     except Exception as e:  # noqa: BLE001 - AirflowNotFoundException and the like: fall back, say so
+        if conn_id != CONN_ID:
+            log.warning("no Airflow connection %s (%s): connecting as the owner (%s) instead; define "
+                        "AIRFLOW_CONN_%s for least privilege", conn_id, e, CONN_ID, conn_id.upper())
+            return airflow_connection(CONN_ID)
         log.warning("no Airflow connection %s (%s): using the PG* environment", CONN_ID, e)
         return None
+
+
+def dbt_conn_id() -> str:
+    """The connection Cosmos' profile mapping uses for dbt (read when the DAG is parsed):
+    hotspots_dbt, else (not defined: warned) the owner's."""
+    from airflow.sdk import BaseHook
+
+    try:
+        BaseHook.get_connection(DBT_CONN_ID)
+        return DBT_CONN_ID
+    except Exception as e:  # noqa: BLE001 - AirflowNotFoundException and the like
+        log.warning("no Airflow connection %s (%s): dbt connects as the owner (%s); define AIRFLOW_CONN_%s "
+                    "for least privilege", DBT_CONN_ID, e, CONN_ID, DBT_CONN_ID.upper())
+        return CONN_ID
 
 
 def connect(warehouse: str | None = None, database: str | None = None):
     """A psycopg2 connection to the warehouse (or another database of the cluster)."""
     s = settings.pg(warehouse)
     dbname = database or s.warehouse
-    c = airflow_connection() if in_airflow_task() else None
+    c = airflow_connection() if in_airflow_task() else None  # the task's role (acting_as)
     if c is not None:
         return psycopg2.connect(host=c.host, port=c.port or 5432, user=c.login, password=c.password,
                                 dbname=dbname, application_name="hotspots")
@@ -57,10 +101,35 @@ def ensure_roles(conn) -> None:
     """The least-privilege roles and their grants in the connected warehouse (idempotent; run by
     its owner): hotspots_ingest writes raw and ingest, hotspots_dbt staging, intermediate, marts
     (and ref, dbt's seeds), hotspots_reader reads marts and alerts only. The same SQL that
-    ``scripts/pg.sh ensure-db NAME postgis`` runs (scripts/warehouse-roles.sql)."""
+    ``scripts/pg.sh ensure-db NAME postgis`` runs (scripts/warehouse-roles.sql). Then dbt's
+    relations that an older dbt run made as the owner are handed to hotspots_dbt (dbt replaces
+    a table or view it rebuilds: only its owner may)."""
     with conn, conn.cursor() as cur:
         cur.execute("set local client_min_messages = warning")
         cur.execute(ROLES_SQL.read_text())
+        for schema, name in owned_dbt_relations(cur):
+            cur.execute(f'alter table "{schema}"."{name}" owner to {DBT_ROLE}')  # views too (alter table works)
+            log.info("roles: %s.%s now owned by %s", schema, name, DBT_ROLE)
+
+
+def dbt_relations() -> dict[str, set[str]]:
+    """The relations dbt builds outside its own schemas, by schema: marts' models and ref's seeds
+    (the project's model and seed files; no aliases in this project)."""
+    root = settings.ROOT / "dbt"
+    return {"marts": {p.stem for p in (root / "models" / "marts").rglob("*.sql")},
+            "ref": {p.stem for p in (root / "seeds").glob("*.csv")}}
+
+
+def owned_dbt_relations(cur) -> list[tuple[str, str]]:
+    """dbt's relations (tables, views, incremental models) in the warehouse not owned by hotspots_dbt."""
+    other = dbt_relations()
+    cur.execute("""select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                   where c.relkind in ('r', 'v', 'm', 'p') and pg_get_userbyid(c.relowner) <> %s
+                     and (n.nspname = any(%s) or (n.nspname = 'marts' and c.relname = any(%s))
+                          or (n.nspname = 'ref' and c.relname = any(%s)))
+                   order by 1, 2""",
+                (DBT_ROLE, list(DBT_SCHEMAS), sorted(other["marts"]), sorted(other["ref"])))
+    return cur.fetchall()
 
 
 def feature_summary(warehouse: str | None = None) -> dict | None:

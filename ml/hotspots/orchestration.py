@@ -158,7 +158,8 @@ def known_dates(warehouse: str) -> dict[str, float]:
     latest delivery started loading; {} for a new warehouse."""
     from hotspots import db
 
-    conn = db.connect(warehouse)
+    with db.acting_as(db.INGEST_CONN_ID):  # the ingest DAG's sensor: the ingest role reads its ledger
+        conn = db.connect(warehouse)
     try:
         with conn.cursor() as cur:
             cur.execute("select to_regclass('ingest.extract_ledger') is not null")

@@ -38,9 +38,19 @@ def pg(warehouse: str | None = None) -> PgSettings:
         host=env.get("PGHOST", "127.0.0.1"),
         port=int(env.get("PGPORT", "55432")),
         user=env.get("PGUSER", "hotspots"),
-        password=env.get("PGPASSWORD", "hotspots"),
+        password=env.get("PGPASSWORD") or owner_password(),
         warehouse=warehouse or env.get("WAREHOUSE", "hotspots"),
     )
+
+
+def owner_password() -> str:
+    """The cluster owner's password when PGPASSWORD is not set (the Makefile sets it): the one
+    scripts/pg.sh generated into .local/secrets/pg_owner; a cluster created before that keeps its
+    old 'hotspots' (scripts/pg.sh rotate-owner-password replaces it); '' when there is neither."""
+    secret = LOCAL / "secrets" / "pg_owner"
+    if secret.exists() and secret.read_text().strip():
+        return secret.read_text().strip()
+    return "hotspots" if (LOCAL / "pg" / "data" / "PG_VERSION").exists() else ""
 
 
 def pii_key() -> bytes:
