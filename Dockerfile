@@ -1,18 +1,26 @@
-# Pipeline image (Airflow 3.3, dbt 1.10, the hotspots package) for docker-compose.yml.
+# Pipeline image (Airflow 3.3 with the Celery executor, dbt 1.10, MLflow, the hotspots package) for
+# docker-compose.yml: API server, scheduler, DAG processor, triggerer, workers, MLflow server, init
+# and the staging mail catcher. Runtime dependencies only (requirements/pipeline-runtime.lock: no
+# tests, no linters), every file checked against its hash; regenerate with `make lock-hashes`.
 FROM python:3.11-slim-bookworm
-ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 DO_NOT_TRACK=true SCARF_NO_ANALYTICS=true \
-    AIRFLOW__COSMOS__ENABLE_TELEMETRY=False DBT_SEND_ANONYMOUS_USAGE_STATS=False GX_ANALYTICS_ENABLED=False \
-    HOTSPOTS_ROOT=/opt/hotspots AIRFLOW_HOME=/opt/airflow AIRFLOW__CORE__DAGS_FOLDER=/opt/hotspots/dags
+ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HOTSPOTS_ROOT=/opt/hotspots AIRFLOW_HOME=/opt/airflow AIRFLOW__CORE__DAGS_FOLDER=/opt/hotspots/dags \
+    HOTSPOTS_MLFLOW_ARTIFACTS=/mlflow/artifacts
 RUN apt-get update && apt-get install -y --no-install-recommends postgresql-client && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/hotspots
-COPY requirements/pipeline.lock requirements/pipeline.lock
-RUN pip install -r requirements/pipeline.lock
+COPY requirements/pipeline-runtime.lock requirements/pipeline-runtime.lock
+RUN pip install --require-hashes --only-binary=:all: -r requirements/pipeline-runtime.lock
 COPY pyproject.toml ./
 COPY ml ml
-RUN pip install --no-deps -e .
+# The image's own setuptools builds the package: nothing unhashed is fetched.
+RUN pip install --no-deps --no-build-isolation -e .
 COPY dags dags
 COPY dbt dbt
 COPY expectations expectations
 COPY config config
-RUN useradd --create-home --uid 50000 airflow && mkdir -p /opt/airflow && chown -R airflow /opt/airflow /opt/hotspots
+COPY alerts alerts
+COPY scripts/compose-init.sh scripts/compose-init.sh
+RUN useradd --create-home --uid 50000 airflow \
+    && mkdir -p /opt/airflow/logs /opt/airflow/auth /mlflow/artifacts /mlflow/auth /mail \
+    && chown -R airflow /opt/airflow /opt/hotspots /mlflow /mail
 USER airflow

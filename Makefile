@@ -31,7 +31,8 @@ VENV := $(ROOT)/.venv
 PY := $(VENV)/bin/python
 LOCAL := $(ROOT)/.local
 PIPELINE_STAMP := $(VENV)/.installed-pipeline
-SYSTEM_PACKAGES := postgresql-15 postgresql-15-postgis-3 chromium chromium-driver
+# redis-server: the Celery broker of the distributed path (scripts/celery.sh, make up-celery).
+SYSTEM_PACKAGES := postgresql-15 postgresql-15-postgis-3 chromium chromium-driver redis-server
 # The stamp names the package list, so adding a package installs it on machines set up before.
 SYSTEM_STAMP := $(LOCAL)/.installed-system-$(shell echo $(SYSTEM_PACKAGES) | md5sum | cut -c1-8)
 # Superset 6.1 in its own virtualenv (SQLAlchemy 1.4, pandas 2.1): superset/, scripts/superset.sh.
@@ -50,14 +51,22 @@ HOTSPOTS_PII_KEY ?= $(shell mkdir -p $(LOCAL) && ( [ -s $(LOCAL)/pii_key ] || he
 export HOTSPOTS_PII_KEY
 export AIRFLOW_HOME := $(LOCAL)/airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(ROOT)/dags
-export AIRFLOW__CORE__LOAD_EXAMPLES := False
+# Airflow's, dbt's, MLflow's and the libraries' settings shared with docker-compose.yml (its env_file):
+# one source of truth, config/airflow.env (parallelism, import timeouts, telemetry off, ...).
+SHARED_ENV := $(ROOT)/config/airflow.env
+# CELERY=1 (make up-celery): the CeleryExecutor's settings too, shared with compose (config/celery.env),
+# the broker a Redis on a loopback port under .local (scripts/celery.sh), its password generated there.
+ifneq ($(strip $(CELERY)),)
+SHARED_ENV += $(ROOT)/config/celery.env
+REDIS_PORT ?= 56379
+REDIS_PASSWORD ?= $(shell mkdir -p $(LOCAL)/redis && ( [ -s $(LOCAL)/redis/password ] || ( umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > $(LOCAL)/redis/password ) ) && cat $(LOCAL)/redis/password)
+export REDIS_PORT REDIS_PASSWORD CELERY_WORKERS
+export AIRFLOW__CELERY__BROKER_URL = redis://:$(REDIS_PASSWORD)@127.0.0.1:$(REDIS_PORT)/0
+else
 export AIRFLOW__CORE__EXECUTOR := LocalExecutor
-export AIRFLOW__CORE__PARALLELISM := 4
-# Cosmos runs `dbt ls` while build_features is parsed: with a cold cache on 2 busy cores that
-# takes longer than Airflow's default 30 s import timeout, and the DAG would not load.
-export AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT := 180
-export AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT := 240
-export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
+endif
+include $(SHARED_ENV)
+export $(shell sed -n 's/^\([A-Z][A-Z0-9_]*\)=.*/\1/p' $(SHARED_ENV))
 # Airflow's metadata database. make test, test-unit and fuzz use one of their own: their `airflow dags
 # test` runs emit asset events, which must never reach the scheduler `make up` runs (they would start
 # runs for test warehouses, and it would pick up the tests' own runs once their DAGs are unpaused).
@@ -91,12 +100,7 @@ export AIRFLOW_ADMIN_PASSWORD
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE := $(LOCAL)/airflow/passwords.json
 AIRFLOW__API_AUTH__JWT_SECRET ?= $(shell mkdir -p $(LOCAL) && ( [ -s $(LOCAL)/jwt_secret ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $(LOCAL)/jwt_secret ) && cat $(LOCAL)/jwt_secret)
 export AIRFLOW__API_AUTH__JWT_SECRET
-# Nothing may wait on the network.
-export DO_NOT_TRACK := true
-export SCARF_NO_ANALYTICS := true
-export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
-export DBT_SEND_ANONYMOUS_USAGE_STATS := False
-export MLFLOW_DISABLE_TELEMETRY := true
+# Telemetry off (nothing may wait on the network): config/airflow.env.
 # MLflow: the tracking server (scripts/services.sh mlflow; basic-auth app, artifacts served by it).
 # Training and scoring talk to it over HTTP with its login; only the server reads its store (the
 # cluster's mlflow database, MLFLOW_BACKEND_STORE_URI: environment, never its command line) and
@@ -109,15 +113,10 @@ MLFLOW_TRACKING_PASSWORD ?= $(shell mkdir -p $(LOCAL)/mlflow && ( [ -s $(LOCAL)/
 MLFLOW_FLASK_SERVER_SECRET_KEY ?= $(shell mkdir -p $(LOCAL)/mlflow && ( [ -s $(LOCAL)/mlflow/secret_key ] || ( umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $(LOCAL)/mlflow/secret_key ) ) && cat $(LOCAL)/mlflow/secret_key)
 export MLFLOW_TRACKING_USERNAME MLFLOW_TRACKING_PASSWORD MLFLOW_FLASK_SERVER_SECRET_KEY
 export MLFLOW_AUTH_CONFIG_PATH := $(LOCAL)/mlflow/basic_auth.ini
-# The server's job runner is for GenAI evaluation jobs: not used here, and 7 worker processes.
-export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
 export HOTSPOTS_MLFLOW_ARTIFACTS := $(LOCAL)/mlflow/artifacts
 export MLFLOW_PORT
-export GX_ANALYTICS_ENABLED := False
-# LightGBM (OpenMP): sleep rather than spin while waiting, so 2 cores shared with PostgreSQL do not thrash.
-export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: help deps db warehouse airflow-init mlflow run simulate ingest features train score alerts backtest report bench-quality bench test test-unit lint up down env lock lock-superset superset clean-local
+.PHONY: help deps db warehouse airflow-init mlflow run simulate ingest features train score alerts backtest report bench-quality bench test test-unit lint up down env lock lock-superset lock-hashes superset clean-local
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -242,6 +241,28 @@ lock-superset: ## re-resolve requirements/superset.in into requirements/superset
 	@rm -rf $(LOCAL)/lockenv-superset && python3 -m venv $(LOCAL)/lockenv-superset && $(LOCAL)/lockenv-superset/bin/pip install -q -r requirements/superset.in
 	@{ echo "# pip freeze of the Superset environment resolved from superset.in (Python 3.11). Regenerate: make lock-superset"; \
 	   $(LOCAL)/lockenv-superset/bin/pip freeze; } > requirements/superset.lock && rm -rf $(LOCAL)/lockenv-superset
+
+lock-hashes: ## the images' runtime locks with hashes (pipeline-runtime.lock, superset-runtime.lock) at the versions of the two locks
+	@$(PY) scripts/lock-hashes.py requirements/pipeline-runtime.in requirements/pipeline.lock requirements/pipeline-runtime.lock
+	@$(SUPERSET_VENV)/bin/python scripts/lock-hashes.py requirements/superset-runtime.in requirements/superset.lock requirements/superset-runtime.lock
+
+# The distributed path on this machine: Airflow on the CeleryExecutor (config/celery.env, the settings
+# docker-compose.yml passes), Redis on 127.0.0.1:REDIS_PORT and CELERY_WORKERS workers (scripts/celery.sh).
+.PHONY: up-celery celery-workers down-celery shared-env
+CELERY_WORKERS ?= 2
+up-celery: ## the services on the CeleryExecutor: Redis, CELERY_WORKERS (2) Celery workers, then make up's (docs/operations.md)
+	@$(MAKE) --no-print-directory CELERY=1 celery-workers up
+
+celery-workers: db airflow-init $(SYSTEM_STAMP)
+	@[ -n "$(CELERY)" ] || { echo "celery-workers: use make up-celery (CELERY=1)" >&2; exit 2; }
+	@scripts/celery.sh start
+
+down-celery: ## stop the Celery workers and Redis, then make down's services
+	@CELERY=1 scripts/celery.sh stop
+	@$(MAKE) --no-print-directory down
+
+shared-env: ## print the shared settings (config/airflow.env; with CELERY=1 config/celery.env) as make exports them
+	@env | grep -E '^($(shell sed -n 's/^\([A-Z][A-Z0-9_]*\)=.*/\1/p' $(SHARED_ENV) | paste -sd'|'))=' | sort
 
 clean-local: down ## delete the local cluster, Airflow home and simulated data (.local)
 	rm -rf $(LOCAL)
