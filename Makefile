@@ -248,7 +248,7 @@ lock-hashes: ## the images' runtime locks with hashes (pipeline-runtime.lock, su
 
 # The distributed path on this machine: Airflow on the CeleryExecutor (config/celery.env, the settings
 # docker-compose.yml passes), Redis on 127.0.0.1:REDIS_PORT and CELERY_WORKERS workers (scripts/celery.sh).
-.PHONY: up-celery celery-workers down-celery shared-env
+.PHONY: up-celery celery-workers down-celery celery-stop shared-env
 CELERY_WORKERS ?= 2
 up-celery: ## the services on the CeleryExecutor: Redis, CELERY_WORKERS (2) Celery workers, then make up's (docs/operations.md)
 	@$(MAKE) --no-print-directory CELERY=1 celery-workers up
@@ -257,9 +257,11 @@ celery-workers: db airflow-init $(SYSTEM_STAMP)
 	@[ -n "$(CELERY)" ] || { echo "celery-workers: use make up-celery (CELERY=1)" >&2; exit 2; }
 	@scripts/celery.sh start
 
-down-celery: ## stop the Celery workers and Redis, then make down's services
-	@CELERY=1 scripts/celery.sh stop
-	@$(MAKE) --no-print-directory down
+down-celery: ## stop the Celery workers and Redis (make down stops the other services)
+	@$(MAKE) --no-print-directory CELERY=1 celery-stop
+
+celery-stop:
+	@scripts/celery.sh stop
 
 shared-env: ## print the shared settings (config/airflow.env; with CELERY=1 config/celery.env) as make exports them
 	@env | grep -E '^($(shell sed -n 's/^\([A-Z][A-Z0-9_]*\)=.*/\1/p' $(SHARED_ENV) | paste -sd'|'))=' | sort
