@@ -6,6 +6,10 @@ Resolves IN (the runtime requirements) with pip itself, pinned to the versions o
 environment's lock, so the images run exactly what .venv runs), and writes every package of the
 resolution as `name==version --hash=sha256:...`: the hash of the file pip chose for this platform,
 Python 3.11 on Linux x86_64 (glibc), the images' platform. Nothing is installed (`--dry-run`).
+
+An exception, said in IN with a comment: a requirement of IN that the constraint lock's version does
+not satisfy (e.g. superset-runtime.in's `kombu<5.7`: the worker's Redis transport needs it) drops that
+package from the constraints; every other package keeps the lock's version.
 """
 
 from __future__ import annotations
@@ -17,11 +21,29 @@ import tempfile
 from pathlib import Path
 
 
-def resolve(req: Path, constraints: Path) -> list[dict]:
+def overrides(req: Path, pinned: dict[str, str]) -> set[str]:
+    """The packages whose requirement in req excludes the constraint lock's version."""
+    from packaging.requirements import Requirement
+
+    out = set()
+    for line in req.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        r = Requirement(line)
+        name = normal(r.name)
+        if name in pinned and r.specifier and not r.specifier.contains(pinned[name], prereleases=True):
+            out.add(name)
+    return out
+
+
+def resolve(req: Path, constraints: Path, skip: set[str]) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "report.json"
+        report, cons = Path(tmp) / "report.json", Path(tmp) / "constraints.txt"
+        cons.write_text("".join(line + "\n" for line in constraints.read_text().splitlines()
+                                if not ("==" in line and normal(line.split("==", 1)[0]) in skip)))
         subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-                        "--report", str(report), "-r", str(req), "-c", str(constraints)], check=True)
+                        "--report", str(report), "-r", str(req), "-c", str(cons)], check=True)
         return json.loads(report.read_text())["install"]
 
 
@@ -41,10 +63,13 @@ def normal(name: str) -> str:
 def main(req: str, constraints: str, out: str) -> None:
     req_p, con_p, out_p = Path(req), Path(constraints), Path(out)
     pinned = pins(con_p)
+    skip = overrides(req_p, pinned)
     lines = []
-    for item in sorted(resolve(req_p, con_p), key=lambda i: normal(i["metadata"]["name"])):
+    for item in sorted(resolve(req_p, con_p, skip), key=lambda i: normal(i["metadata"]["name"])):
         name, version = item["metadata"]["name"], item["metadata"]["version"]
-        if pinned.get(normal(name)) != version:
+        if normal(name) in skip:
+            print(f"lock-hashes: {name}=={version} instead of {con_p.name}'s {pinned[normal(name)]} ({req_p.name})")
+        elif pinned.get(normal(name)) != version:
             sys.exit(f"lock-hashes: {name}=={version} is not {con_p}'s version ({pinned.get(normal(name))})")
         digest = item["download_info"].get("archive_info", {}).get("hashes", {}).get("sha256")
         if not digest:
