@@ -10,10 +10,11 @@ RUN apt-get update && apt-get install -y --no-install-recommends postgresql-clie
 WORKDIR /opt/hotspots
 COPY requirements/pipeline-runtime.lock requirements/pipeline-runtime.lock
 RUN pip install --require-hashes --only-binary=:all: -r requirements/pipeline-runtime.lock
+# The hotspots package is pure Python: imported from the source tree (PYTHONPATH), nothing to build,
+# so nothing unhashed is fetched (`python -m hotspots.cli` is the command line).
+ENV PYTHONPATH=/opt/hotspots/ml
 COPY pyproject.toml ./
 COPY ml ml
-# The image's own setuptools builds the package: nothing unhashed is fetched.
-RUN pip install --no-deps --no-build-isolation -e .
 COPY dags dags
 COPY dbt dbt
 COPY expectations expectations

@@ -31,7 +31,7 @@ from tests.integration.test_scheduler_chain import TestAirflow as _Services
 
 pytestmark = pytest.mark.integration
 
-START, DAYS, SCALE, SEED = "2026-02-01", 6, 0.01, 15
+START, DAYS, SCALE, SEED = "2026-02-01", 8, 0.01, 15
 RUN_WAIT_S = 420
 # What the ingest writes: every loaded row, every quarantined row, and the ledgers without timings.
 TABLES = {
