@@ -140,3 +140,172 @@ def test_docker_compose_creates_the_same_roles():
     mounts = [v.split(":")[:2] for v in compose["services"]["postgis"]["volumes"] if v.startswith("./")]
     init = sorted((target, src) for src, target in mounts if target.startswith("/docker-entrypoint-initdb.d/"))
     assert [src for _, src in init] == ["./scripts/docker-initdb.sql", "./scripts/warehouse-roles.sql"]
+
+
+# ---------------------------------------------------------------- the DAGs' connections use the roles
+
+CONNS = {"hotspots_warehouse": None, "hotspots_ingest": "hotspots_ingest", "hotspots_dbt": "hotspots_dbt"}
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A warehouse made as `make warehouse` makes one, and 12 simulated extract dates to load."""
+    from hotspots.simulate import simulate
+    from tests.conftest import _require_make_env, create_db, drop_db
+
+    _require_make_env()
+    base = tmp_path_factory.mktemp("roles")
+    landing = base / "landing" / "extracts"
+    simulate(landing, "2026-01-01", 12, 0.01, 3, progress=False)
+    name = f"test_roles_{os.getpid()}"
+    create_db(name)
+    p = subprocess.run([sys.executable, "-m", "hotspots.cli", "--warehouse", name, "init-warehouse"],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    yield {"wh": name, "landing": landing, "base": base}
+    drop_db(name)
+
+
+def test_each_dag_connection_logs_in_as_its_role(small, monkeypatch):
+    """The Airflow connections the Makefile defines (AIRFLOW_CONN_HOTSPOTS_*), read through
+    PostgresHook, and db.connect inside a task (acting_as, as the DAGs call it): who is connected."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    from hotspots import db
+
+    owner = os.environ["PGUSER"]
+    for conn_id, role in CONNS.items():
+        assert os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}"), f"the Makefile defines no connection {conn_id}"
+        hook = PostgresHook(postgres_conn_id=conn_id, database=small["wh"])
+        assert hook.get_first("select current_user, current_database()") == (role or owner, small["wh"])
+    monkeypatch.setenv("AIRFLOW_CTX_DAG_ID", "test_roles")  # as inside a task
+    for conn_id, role in CONNS.items():
+        with db.acting_as(conn_id):
+            conn = db.connect(small["wh"])
+        try:
+            with conn.cursor() as cur:
+                cur.execute("select current_user")
+                assert cur.fetchone() == (role or owner,), conn_id
+        finally:
+            conn.close()
+
+
+def test_the_ingest_dag_loads_as_the_ingest_role(small, sql_small):
+    """ingest_extracts for real (airflow dags test): every ledger row and raw row written by
+    hotspots_ingest (a trigger the owner adds records current_user), the warehouse prepared by the owner."""
+    from tests.conftest import run_dag
+
+    sql_small("""create table ingest.t_writer (who text, what text);
+                 create function ingest.t_record() returns trigger language plpgsql as
+                 $$ begin insert into ingest.t_writer values (current_user, tg_table_name); return null; end $$;
+                 create trigger t_record after insert on ingest.extract_ledger
+                     for each statement execute function ingest.t_record();
+                 create trigger t_record after insert on raw.withdrawals
+                     for each statement execute function ingest.t_record();""")
+    run_dag("ingest_extracts", {"landing": str(small["landing"]), "warehouse": small["wh"]})
+    assert sql_small("select count(*) from ingest.extract_ledger where status = 'loaded'") == [(12,)]
+    assert sql_small("select distinct who, what from ingest.t_writer order by 2") == [
+        ("hotspots_ingest", "extract_ledger"), ("hotspots_ingest", "withdrawals")]
+
+
+def test_dbt_builds_everything_as_its_role_with_the_dags_profile(small, sql_small, monkeypatch):
+    """build_features' own profile (Cosmos' mapping from the hotspots_dbt connection, taken from the
+    parsed DAG) builds the whole project: seeds into ref, incremental models twice, views, tests;
+    every relation dbt made is hotspots_dbt's, and the dashboards' role reads the marts it made."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from hotspots import db
+    from hotspots.geo.cells import register_cells
+
+    if sql_small("select count(*) from ingest.extract_ledger") == [(0,)]:  # run alone: load as the CLI does
+        p = subprocess.run([sys.executable, "-m", "hotspots.cli", "--warehouse", small["wh"], "ingest",
+                            "--landing", str(small["landing"])], capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stdout + p.stderr
+    monkeypatch.setenv("AIRFLOW_CTX_DAG_ID", "build_features")
+    with db.acting_as(db.DBT_CONN_ID):  # as the DAG's register_cells
+        conn = db.connect(small["wh"])
+    try:
+        assert register_cells(conn) > 0
+    finally:
+        conn.close()
+
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "build_features.py"))
+    assert bag.import_errors == {}
+    dbt_tasks = [t for t in bag.dags["build_features"].tasks if getattr(t, "profile_config", None)]
+    assert dbt_tasks
+    assert {t.profile_config.profile_mapping.conn_id for t in dbt_tasks} == {"hotspots_dbt"}
+    profile = dbt_tasks[0].profile_config
+    with profile.ensure_profile() as (path, env):
+        rendered = yaml.safe_load(path.read_text())
+        assert rendered["hotspots"]["outputs"]["warehouse"]["user"] == "hotspots_dbt"
+        dbt_env = dict(os.environ, **env, WAREHOUSE=small["wh"])
+        for _ in range(2):  # the second build: incremental models and tables replaced by their owner
+            p = subprocess.run(
+                ["dbt", "build", "--project-dir", str(ROOT / "dbt"), "--profiles-dir", str(path.parent),
+                 "--target-path", str(small["base"] / "dbt"), "--log-path", str(small["base"] / "dbt")],
+                env=dbt_env, capture_output=True, text=True, timeout=900)
+            assert p.returncode == 0, (p.stdout + p.stderr)[-5000:]
+    owners = sql_small("""select n.nspname, pg_get_userbyid(c.relowner), count(*) from pg_class c
+                          join pg_namespace n on n.oid = c.relnamespace
+                          where c.relkind in ('r', 'v') and n.nspname in ('staging', 'intermediate')
+                          group by 1, 2 order by 1""")
+    assert [(s, o) for s, o, _ in owners] == [("intermediate", "hotspots_dbt"), ("staging", "hotspots_dbt")]
+    with psycopg2.connect(dbname=small["wh"]) as conn, conn.cursor() as cur:
+        assert db.owned_dbt_relations(cur) == []  # marts' models and ref's seed too
+        cur.execute("select count(*) from marts.fct_cell_daily_features")
+        assert cur.fetchone()[0] > 0
+    reader = _as_role(small["wh"], "hotspots_reader")
+    try:
+        assert not _denied(reader, "select count(*) from marts.fct_cell_daily_features")
+        assert _denied(reader, "select count(*) from staging.stg_raw__withdrawals")
+    finally:
+        reader.close()
+
+
+def test_dbt_relations_an_owner_made_are_handed_to_the_dbt_role(built, sql):
+    """A warehouse whose dbt models were built by the owner (before the roles): ensure_roles
+    (init-warehouse) gives dbt's relations to hotspots_dbt and leaves everything else the owner's."""
+    from hotspots import db
+
+    sql("create table marts.fct_cell_targets (n int)")          # a dbt model's name
+    sql("create view marts.v_not_dbt as select 1 as n")         # a dashboard view: not dbt's
+    sql("create table ref.holidays (d date)")                   # dbt's seed
+    conn = db.connect(built)
+    try:
+        with conn.cursor() as cur:
+            before = db.owned_dbt_relations(cur)
+        conn.rollback()
+        assert {("marts", "fct_cell_targets"), ("ref", "holidays"), ("staging", "t_dbt"),
+                ("intermediate", "t_dbt")} <= set(before)
+        db.ensure_roles(conn)
+        with conn.cursor() as cur:
+            assert db.owned_dbt_relations(cur) == []
+    finally:
+        conn.close()
+    owner = sql("""select c.relname, pg_get_userbyid(c.relowner) from pg_class c join pg_namespace n
+                   on n.oid = c.relnamespace where n.nspname in ('marts', 'ref') and c.relkind in ('r', 'v')""")
+    owner = dict(owner)
+    assert owner["fct_cell_targets"] == owner["holidays"] == "hotspots_dbt"
+    assert owner["v_not_dbt"] == owner["pincodes"] == os.environ["PGUSER"]
+    assert owner["t_dbt"] == os.environ["PGUSER"]  # marts.t_dbt: not a dbt model's name
+    # Still writable by dbt and readable by the dashboards after the re-grant.
+    dbt = _login(built, "hotspots_dbt")
+    try:
+        assert not _denied(dbt, "insert into marts.fct_cell_targets values (1)")
+        assert not _denied(dbt, "drop table marts.fct_cell_targets")
+    finally:
+        dbt.close()
+
+
+@pytest.fixture()
+def sql_small(small):
+    conn = psycopg2.connect(dbname=small["wh"])
+    conn.autocommit = True
+
+    def run(query, args=None):
+        with conn.cursor() as cur:
+            cur.execute(query, args)
+            return cur.fetchall() if cur.description else None
+
+    yield run
+    conn.close()
