@@ -21,7 +21,9 @@ import hashlib
 import io
 import json
 import logging
+import queue
 import re
+import threading
 import time as _time
 import traceback
 from collections import Counter
@@ -34,6 +36,7 @@ import pandas as pd
 import psycopg2
 
 from hotspots import contract, db, settings
+from hotspots.errors import NotReady
 from hotspots.ingest import pii, reader, validate
 
 log = logging.getLogger(__name__)
@@ -99,10 +102,44 @@ def discover(landing: Path) -> tuple[list[str], list[str]]:
     return complete, pending
 
 
+def schema_version() -> str:
+    """The version of schema.sql (a digest of its text)."""
+    return "hotspots ingest schema " + hashlib.sha256(SCHEMA_SQL.read_bytes()).hexdigest()[:16]
+
+
+# The shape of the ingest's tables as the catalog has it: a digest of every column and its type.
+_SHAPE_SQL = """
+    select md5(coalesce(string_agg(n.nspname || '.' || c.relname || '.' || a.attname || ':' ||
+                                   format_type(a.atttypid, a.atttypmod), ',' order by n.nspname, c.relname, a.attnum), ''))
+    from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+    where n.nspname in ('raw', 'ingest', 'ref') and c.relkind in ('r', 'p') and a.attnum > 0 and not a.attisdropped
+"""
+
+
 def ensure_schema(conn) -> None:
+    """Creates or upgrades the ingest's tables (schema.sql) unless the warehouse already has them as
+    this version of schema.sql made them: the schema's comment holds the version and the digest of
+    the tables' columns it left (a table changed since, by hand or by older code, runs schema.sql
+    again). A load then runs no DDL, so the ingest's role needs no right to create or alter
+    anything (init-warehouse, as the owner, makes the schema current)."""
+    version = schema_version()
     with conn.cursor() as cur:
-        cur.execute("select pg_advisory_xact_lock(hashtext('hotspots.ensure_schema'))")
-        cur.execute(SCHEMA_SQL.read_text())
+        cur.execute(f"select obj_description(oid, 'pg_namespace'), ({_SHAPE_SQL}) from pg_namespace "
+                    "where nspname = 'ingest'")
+        row = cur.fetchone()
+        if row and row[0] == f"{version} {row[1]}":
+            conn.commit()
+            return
+        try:
+            cur.execute("select pg_advisory_xact_lock(hashtext('hotspots.ensure_schema'))")
+            cur.execute(SCHEMA_SQL.read_text())
+            cur.execute(_SHAPE_SQL)
+            cur.execute(f"comment on schema ingest is '{version} {cur.fetchone()[0]}'")
+        except psycopg2.errors.InsufficientPrivilege as exc:
+            conn.rollback()
+            raise NotReady(f"the warehouse's ingest schema is not at this version ({version}) and "
+                           f"{conn.info.user} may not change it: run `hotspots init-warehouse` as "
+                           f"the warehouse's owner ({exc.pgerror.strip() if exc.pgerror else exc})") from exc
     conn.commit()
 
 
@@ -294,7 +331,11 @@ def latest_delivery(cur, extract_date: str) -> tuple[str, str, str | None] | Non
 
 def load_extract(landing: Path, extract_date: str, warehouse: str | None = None,
                  cfg: settings.IngestConfig | None = None) -> DeliveryResult:
-    """Loads one extract date; a no-op when this exact delivery is already in the ledger."""
+    """Loads one extract date; a no-op when this exact delivery is already in the ledger.
+
+    Files are read and checked one after the other in this thread while a writer thread stores
+    the ones already checked (the database works while Python checks the next file); everything
+    is one transaction, committed only when every file was read, checked and stored."""
     cfg = cfg or settings.ingest_config()
     key = settings.pii_key()
     if not _is_date(extract_date):
@@ -303,6 +344,7 @@ def load_extract(landing: Path, extract_date: str, warehouse: str | None = None,
     started = datetime.now(timezone.utc)
     t0 = _time.perf_counter()
     conn = db.connect(warehouse)
+    writer = None
     try:
         ensure_schema(conn)
         with conn.cursor() as cur:
@@ -320,27 +362,29 @@ def load_extract(landing: Path, extract_date: str, warehouse: str | None = None,
                 return DeliveryResult(extract_date, status, reason=latest[2], seconds=_time.perf_counter() - t0)
             try:
                 files = verify_manifest(folder, man, real)
-                checked = {}
+                writer = _Writer(cur, landing, extract_date, fp, started, man, real)
                 for entity, name in files.items():
                     f0 = _time.perf_counter()
                     raw = reader.read_file(entity, folder / name, cfg.csv_field_size_limit)
                     if raw.rows_read != man["files"][name]["rows"]:
                         raise RejectedDelivery(f"{name}: {raw.rows_read} data rows, the manifest says "
                                                f"{man['files'][name]['rows']}")
-                    checked[entity] = (name, raw, validate.check_file(raw, date.fromisoformat(extract_date), cfg, key),
-                                       _time.perf_counter() - f0)
+                    chk = validate.check_file(raw, date.fromisoformat(extract_date), cfg, key)
+                    writer.submit(entity, name, raw, chk, _time.perf_counter() - f0)
             except (RejectedDelivery, reader.ContractViolation) as exc:
+                _stop(writer)
                 return _reject(conn, landing, extract_date, fp, str(exc), started, t0, key)
             except MemoryError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a defect on hostile bytes must leave a trace, not a crash
                 # Reading and checking depend only on the delivered bytes: the same delivery would
                 # fail again, so it is rejected (by fingerprint) with the error as its reason.
+                _stop(writer)
                 log.error("extract %s: reading failed:\n%s", extract_date, pii.safe_text(traceback.format_exc(), key))
                 return _reject(conn, landing, extract_date, fp, f"could not be read ({type(exc).__name__}: {exc})",
                                started, t0, key)
             try:
-                result = _write(cur, landing, extract_date, fp, started, t0, man, real, checked)
+                result = writer.finish(t0)
             except (psycopg2.DataError, psycopg2.IntegrityError, psycopg2.errors.ProgramLimitExceeded) as exc:
                 # A value PostgreSQL refuses (the checks should have quarantined its row): the whole
                 # date is rejected with the database's reason rather than half-loaded or crashed.
@@ -350,27 +394,90 @@ def load_extract(landing: Path, extract_date: str, warehouse: str | None = None,
         conn.commit()
         return result
     except BaseException:
+        _stop(writer)
         conn.rollback()
         raise
     finally:
         conn.close()
 
 
-def _write(cur, landing, extract_date, fp, started, t0, man, real, checked) -> DeliveryResult:
-    """Upserts the checked rows, writes the quarantine and the ledger (inside the caller's transaction)."""
-    result = DeliveryResult(extract_date, "loaded")
-    cur.execute("""insert into ingest.extract_ledger (extract_date, landing, fingerprint, status,
-                   started_at, finished_at, seconds) values (%s, %s, %s, 'loaded', %s, %s, 0)
-                   returning delivery_id""", (extract_date, pii.storable(str(landing)), fp, started, started))
-    delivery_id = cur.fetchone()[0]
-    cur.execute("delete from ingest.quarantine where extract_date = %s", (extract_date,))
-    result.phases = {"read_check": sum(c[3] for c in checked.values()), "upsert": 0.0}
-    w0 = _time.perf_counter()
-    for entity, (name, raw, chk, secs) in checked.items():
+def _stop(writer: _Writer | None) -> None:
+    """Stops the writer thread (its error, if any, dropped: the transaction is rolled back)."""
+    if writer is not None:
+        writer.stop()
+
+
+class _Writer:
+    """Stores checked files in a thread of its own, in the order submitted, inside the caller's
+    transaction: the ledger row first, then per file the upserts, its quarantined rows and its
+    file ledger row. psycopg2 lets the Python thread run while the server works, so the next
+    file is checked meanwhile. The caller touches the connection only after finish() or stop()."""
+
+    def __init__(self, cur, landing, extract_date, fp, started, man, real):
+        self.cur, self.extract_date, self.man, self.real = cur, extract_date, man, real
+        self.result = DeliveryResult(extract_date, "loaded", phases={"read_check": 0.0, "upsert": 0.0,
+                                                                     "quarantine_ledger": 0.0})
+        self.queue: queue.Queue = queue.Queue()
+        self.error: BaseException | None = None
+        self.delivery_id = None
+        self._begin = (landing, fp, started)
+        self.thread = threading.Thread(target=self._run, name=f"ingest-writer-{extract_date}", daemon=True)
+        self.thread.start()
+
+    def submit(self, entity, name, raw, chk, secs) -> None:
+        self.result.phases["read_check"] += secs
+        self.queue.put((entity, name, raw, chk, secs))
+
+    def stop(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+
+    def finish(self, t0: float) -> DeliveryResult:
+        self.stop()
+        if self.error is not None:
+            raise self.error
+        result = self.result
+        for attr in ("rows_read", "rows_loaded", "rows_quarantined", "rows_repaired"):
+            setattr(result, attr, sum(getattr(f, attr) for f in result.files))
+        total = Counter()
+        for f in result.files:
+            total.update(f.quarantine_reasons)
+        result.quarantine_reasons = dict(sorted(total.items()))
+        result.seconds = _time.perf_counter() - t0
+        self.cur.execute("""update ingest.extract_ledger set rows_read = %s, rows_loaded = %s, rows_quarantined = %s,
+                       rows_repaired = %s, quarantine_reasons = %s, finished_at = %s, seconds = %s
+                       where delivery_id = %s""",
+                         (result.rows_read, result.rows_loaded, result.rows_quarantined, result.rows_repaired,
+                          json.dumps(result.quarantine_reasons), datetime.now(timezone.utc), result.seconds,
+                          self.delivery_id))
+        return result
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is not None:
+                continue  # drain: the caller will roll back
+            try:
+                if self.delivery_id is None:
+                    self._ledger()
+                self._store(*item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller by finish()
+                self.error = exc
+
+    def _ledger(self) -> None:
+        landing, fp, started = self._begin
+        self.cur.execute("""insert into ingest.extract_ledger (extract_date, landing, fingerprint, status,
+                       started_at, finished_at, seconds) values (%s, %s, %s, 'loaded', %s, %s, 0)
+                       returning delivery_id""", (self.extract_date, pii.storable(str(landing)), fp, started, started))
+        self.delivery_id = self.cur.fetchone()[0]
+        self.cur.execute("delete from ingest.quarantine where extract_date = %s", (self.extract_date,))
+
+    def _store(self, entity, name, raw, chk, secs) -> None:
+        cur, phases = self.cur, self.result.phases
         f0 = _time.perf_counter()
-        _upsert(cur, entity, chk.rows, date.fromisoformat(extract_date), name)
-        result.phases["upsert"] += _time.perf_counter() - f0
-        q = pd.DataFrame([{"delivery_id": delivery_id, "extract_date": extract_date, "entity": entity,
+        _upsert(cur, entity, chk.rows, date.fromisoformat(self.extract_date), name)
+        f1 = _time.perf_counter()
+        phases["upsert"] += f1 - f0
+        q = pd.DataFrame([{"delivery_id": self.delivery_id, "extract_date": self.extract_date, "entity": entity,
                            "file_name": name, "line_no": r.line_no, "reason": r.reason,
                            "details": json.dumps(r.details, default=str), "raw_text": r.raw_text}
                           for r in chk.quarantine],
@@ -378,7 +485,7 @@ def _write(cur, landing, extract_date, fp, started, t0, man, real, checked) -> D
                                   "details", "raw_text"])
         if len(q):
             _copy(cur, "ingest.quarantine", q, list(q.columns), not_null=("raw_text",))
-        fr = FileResult(name, entity, real[name], man["files"][name]["rows"], raw.rows_read, len(chk.rows),
+        fr = FileResult(name, entity, self.real[name], self.man["files"][name]["rows"], raw.rows_read, len(chk.rows),
                         len(chk.quarantine), chk.repaired, secs + _time.perf_counter() - f0,
                         dict(sorted(Counter(r.reason for r in chk.quarantine).items())))
         if fr.rows_loaded + fr.rows_quarantined != fr.rows_read:
@@ -387,24 +494,10 @@ def _write(cur, landing, extract_date, fp, started, t0, man, real, checked) -> D
         cur.execute("""insert into ingest.file_ledger (delivery_id, file_name, entity, sha256, rows_manifest,
                        rows_read, rows_loaded, rows_quarantined, rows_repaired, seconds, quarantine_reasons)
                        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-                    (delivery_id, name, entity, fr.sha256, fr.rows_manifest, fr.rows_read, fr.rows_loaded,
+                    (self.delivery_id, name, entity, fr.sha256, fr.rows_manifest, fr.rows_read, fr.rows_loaded,
                      fr.rows_quarantined, fr.rows_repaired, fr.seconds, json.dumps(fr.quarantine_reasons)))
-        result.files.append(fr)
-    for attr in ("rows_read", "rows_loaded", "rows_quarantined", "rows_repaired"):
-        setattr(result, attr, sum(getattr(f, attr) for f in result.files))
-    total = Counter()
-    for f in result.files:
-        total.update(f.quarantine_reasons)
-    result.quarantine_reasons = dict(sorted(total.items()))
-    result.seconds = _time.perf_counter() - t0
-    result.phases["quarantine_ledger"] = _time.perf_counter() - w0 - result.phases["upsert"]
-    cur.execute("""update ingest.extract_ledger set rows_read = %s, rows_loaded = %s, rows_quarantined = %s,
-                   rows_repaired = %s, quarantine_reasons = %s, finished_at = %s, seconds = %s
-                   where delivery_id = %s""",
-                (result.rows_read, result.rows_loaded, result.rows_quarantined, result.rows_repaired,
-                 json.dumps(result.quarantine_reasons), datetime.now(timezone.utc), result.seconds,
-                 delivery_id))
-    return result
+        self.result.files.append(fr)
+        phases["quarantine_ledger"] += _time.perf_counter() - f1
 
 
 def _reject(conn, landing, extract_date, fp, reason, started, t0, key) -> DeliveryResult:
