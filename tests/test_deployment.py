@@ -215,8 +215,9 @@ def test_only_the_uis_are_published_and_on_loopback():
     published = {}
     for name, svc in c["services"].items():
         for port in svc.get("ports", []):
-            host_ip, _host_port, container = str(port).rsplit(":", 2)
-            assert host_ip == "127.0.0.1", f"{name}: {port}"
+            parts = str(port).split(":")  # [IP:][HOST_PORT:]CONTAINER_PORT
+            host_ip, container = (parts[0] if len(parts) == 3 else ""), parts[-1]
+            assert host_ip == "127.0.0.1", f"{name}: {port} is not published on loopback only"
             published[name] = int(container)
     assert published == UI_SERVICES
     nets = c["networks"]
