@@ -266,5 +266,10 @@ celery-stop:
 shared-env: ## print the shared settings (config/airflow.env; with CELERY=1 config/celery.env) as make exports them
 	@env | grep -E '^($(shell sed -n 's/^\([A-Z][A-Z0-9_]*\)=.*/\1/p' $(SHARED_ENV) | paste -sd'|'))=' | sort
 
+.PHONY: exec
+exec: ## run CMD with the Makefile's settings (Airflow, PostgreSQL, MLflow; CELERY=1 for the Celery ones): make exec CMD='airflow dags list'
+	@[ -n "$(CMD)" ] || { echo "make exec needs CMD='a command'" >&2; exit 2; }
+	@$(CMD)
+
 clean-local: down ## delete the local cluster, Airflow home and simulated data (.local)
 	rm -rf $(LOCAL)
