@@ -122,7 +122,9 @@ def test_a_missed_deadline_tells_the_engineers_under_the_scheduler(tmp_path):
         assert q(meta, "select state from dag_run where run_id = %s", (run_id,))[0][0] in ("running", "queued")
         # The notice names the run it watched (the callback's context is the REST API's dag run:
         # its id is dag_run_id).
-        assert f"Watching run: forecast_deadline {run_id}" in msg.get_content(), msg.get_content()
+        assert f"Watching run: forecast_deadline {run_id}" in msg.get_content(), (
+        "the notice must name the run: hotspots.alerts.failure.notify_deadline_missed reads the run id as "
+        "context['dag_run']['dag_run_id'] (the REST API's name)\n" + msg.get_content())
     finally:
         af.stop()
         smtp.stop()
