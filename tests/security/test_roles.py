@@ -159,11 +159,13 @@ def small(tmp_path_factory):
     simulate(landing, "2026-01-01", 12, 0.01, 3, progress=False)
     name = f"test_roles_{os.getpid()}"
     create_db(name)
-    p = subprocess.run([sys.executable, "-m", "hotspots.cli", "--warehouse", name, "init-warehouse"],
-                       capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stdout + p.stderr
-    yield {"wh": name, "landing": landing, "base": base}
-    drop_db(name)
+    try:
+        p = subprocess.run([sys.executable, "-m", "hotspots.cli", "--warehouse", name, "init-warehouse"],
+                           capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stdout + p.stderr
+        yield {"wh": name, "landing": landing, "base": base}
+    finally:
+        drop_db(name)
 
 
 def test_each_dag_connection_logs_in_as_its_role(small, monkeypatch):
