@@ -151,6 +151,34 @@ def test_forecast_table_holds_the_contract(trained):
     assert min(r[5] for r in ex) == 1 and max(r[5] for r in ex) <= 200
 
 
+def test_the_champion_is_fetched_once_then_read_from_the_cache(trained, tmp_path, monkeypatch):
+    """Scoring finds the champion with one REST call and reads its registered version from a local
+    cache filled from the server once; the model is the registry's (the pyfunc's predictions)."""
+    import mlflow.pyfunc
+    import numpy as np
+
+    from hotspots import db
+    from hotspots.forecast import data, tracking
+
+    wh = trained["warehouse"]
+    monkeypatch.setenv("HOTSPOTS_MODEL_CACHE", str(tmp_path))
+    model, version = tracking.load_champion(wh)
+    name, number = version.split("/")
+    assert (tracking.model_cache_dir() / name / number / "model.json").is_file()
+    registry = mlflow.pyfunc.load_model(f"models:/{name}/{number}").unwrap_python_model().model
+    monkeypatch.setattr(tracking, "configure", lambda: pytest.fail("a cached version was downloaded again"))
+    cached, same = tracking.load_champion(wh)
+    assert same == version
+    conn = db.connect(wh)
+    (last,), = q(wh, "select max(feature_date) from marts.fct_cell_daily_features")
+    rows = data.load_features(conn, pd.Timestamp(last), pd.Timestamp(last))
+    conn.close()
+    for h in registry.horizons:
+        for a, b in zip(cached.predict(rows, h), registry.predict(rows, h), strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert tracking.champion_alias(f"{wh}_never_trained") is None
+
+
 def test_a_weaker_challenger_is_not_promoted(trained):
     from mlflow import MlflowClient
 

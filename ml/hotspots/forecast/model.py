@@ -153,19 +153,11 @@ def from_config(cfg: dict, features: list[str]) -> HotspotModel:
                         history_days=int(t["history_days"]), settle_quantile=float(t.get("settle_quantile", 0.95)))
 
 
-try:  # the MLflow wrapper (mlflow is heavy to import; scoring imports it lazily through here)
-    import mlflow.pyfunc
+def __getattr__(name: str):
+    """HotspotPyfunc (the MLflow wrapper) is imported only when asked for: mlflow takes seconds to
+    import, and scoring loads a registered version without it (tracking.load_version)."""
+    if name == "HotspotPyfunc":
+        from hotspots.forecast.pyfunc import HotspotPyfunc
 
-    class HotspotPyfunc(mlflow.pyfunc.PythonModel):
-        """Registry form of :class:`HotspotModel`: predict() returns mu_h and p_h per horizon."""
-
-        def load_context(self, context):
-            self.model = HotspotModel.load(Path(context.artifacts["model"]))
-
-        def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-            out = {}
-            for h in self.model.horizons:
-                out[f"mu_{h}"], out[f"p_{h}"] = self.model.predict(model_input, h)
-            return pd.DataFrame(out, index=model_input.index)
-except ImportError:  # pragma: no cover
-    HotspotPyfunc = None
+        return HotspotPyfunc
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

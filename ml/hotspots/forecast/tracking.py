@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+from pathlib import Path
 
 from hotspots import settings
 
@@ -116,15 +117,67 @@ def champion_last_extract(warehouse: str) -> str | None:
     return MlflowClient().get_run(v.run_id).data.tags.get("data.last_extract_date")
 
 
+def champion_alias(warehouse: str) -> str | None:
+    """The version number behind the champion alias, or None when there is none: one request to the
+    server's REST API, without importing mlflow (seconds of a scoring task's start-up)."""
+    import base64
+    import json
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    user, password = settings.mlflow_credentials()
+    query = urllib.parse.urlencode({"name": model_name(warehouse), "alias": CHAMPION})
+    req = urllib.request.Request(f"{settings.mlflow_tracking_uri().rstrip('/')}/api/2.0/mlflow/registered-models/"
+                                 f"alias?{query}",
+                                 headers={"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode())
+                                          .decode()})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            return str(json.load(resp)["model_version"]["version"])
+    except urllib.error.HTTPError as exc:
+        body = exc.read().decode(errors="replace")
+        # No registered model yet (404), or no champion alias on it (400, "alias ... not found").
+        if exc.code == 404 or (exc.code == 400 and "not found" in body):
+            return None
+        raise
+
+
+def model_cache_dir() -> Path:
+    """Where registered versions are kept once downloaded: a version never changes once registered,
+    so each is fetched from the server once per machine (HOTSPOTS_MODEL_CACHE, else .local/model-cache),
+    under a folder per tracking server."""
+    root = Path(os.environ.get("HOTSPOTS_MODEL_CACHE") or settings.ROOT / ".local" / "model-cache")
+    return root / hashlib.sha256(settings.mlflow_tracking_uri().encode()).hexdigest()[:12]
+
+
+def load_version(warehouse: str, version: str):
+    """HotspotModel of a registered version, from the local cache, filled from the server on a miss."""
+    from hotspots.forecast.model import HotspotModel
+
+    folder = model_cache_dir() / model_name(warehouse) / str(version)
+    if not (folder / "model.json").is_file():
+        import tempfile
+
+        mlflow = configure()
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
+            mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_name(warehouse)}/{version}",
+                                                dst_path=tmp)
+            try:  # another task may have filled it meanwhile: theirs is the same version
+                os.replace(Path(tmp) / "artifacts" / "model", folder)
+            except OSError:
+                if not (folder / "model.json").is_file():
+                    raise
+    return HotspotModel.load(folder)
+
+
 def load_champion(warehouse: str):
     """(HotspotModel, "name/version") of the champion, or (None, None)."""
-    v = champion_version(warehouse)
-    if v is None:
+    version = champion_alias(warehouse)
+    if version is None:
         return None, None
-    import mlflow.pyfunc
-
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{model_name(warehouse)}@{CHAMPION}")
-    return pyfunc.unwrap_python_model().model, f"{model_name(warehouse)}/{v.version}"
+    return load_version(warehouse, version), f"{model_name(warehouse)}/{version}"
 
 
 def data_version(conn) -> dict:

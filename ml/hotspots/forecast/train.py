@@ -23,7 +23,7 @@ from hotspots import db, settings
 from hotspots.errors import NotReady
 from hotspots.forecast import backtest, tracking
 from hotspots.forecast.data import feature_columns, truth_path
-from hotspots.forecast.model import HotspotPyfunc, from_config
+from hotspots.forecast.model import from_config
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -242,6 +242,8 @@ def evaluate(warehouse: str, landing: str | None = None, overrides: dict | None 
         if model_uri is None:
             folder = final.save(tmp / "model")
             example, signature = _signature(final, inputs.features, origin)
+            from hotspots.forecast.pyfunc import HotspotPyfunc
+
             model_uri = mlflow.pyfunc.log_model(name="model", python_model=HotspotPyfunc(),
                                                 artifacts={"model": str(folder)},
                                                 code_paths=[str(Path(__file__).resolve().parents[1])],

@@ -144,6 +144,7 @@ _STATE_ALIASES = {
 }
 
 
+@lru_cache(maxsize=1 << 16)
 def name_key(name: str | None) -> str:
     """Comparable form of a place name: upper case, '&' as AND, letters and digits only."""
     if not name:
