@@ -225,7 +225,8 @@ superset: deps warehouse ## provision Superset for WAREHOUSE: views, read-only r
 up: db airflow-init $(SUPERSET_STAMP) ## start local services: PostgreSQL, Airflow UI, MLflow UI, Superset on 127.0.0.1
 	@scripts/services.sh start
 
-down: ## stop local services
+down: ## stop local services (the Celery workers and Redis of make up-celery too)
+	@$(MAKE) --no-print-directory CELERY=1 celery-stop
 	@scripts/services.sh stop
 	@scripts/pg.sh stop
 

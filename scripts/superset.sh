@@ -16,7 +16,9 @@ VENV=${SUPERSET_VENV:-$ROOT/.venv-superset}
 LOCAL=${SUPERSET_LOCAL:-$ROOT/.local/superset}
 RUN="$LOCAL/run"
 mkdir -p "$LOCAL" "$RUN"
-: "${PGHOST:=127.0.0.1}" "${PGPORT:=55432}" "${PGUSER:=hotspots}" "${PGPASSWORD:=hotspots}" "${WAREHOUSE:=hotspots}"
+: "${PGHOST:=127.0.0.1}" "${PGPORT:=55432}" "${PGUSER:=hotspots}" "${WAREHOUSE:=hotspots}"
+# No default password: the Makefile passes it; alone, the cluster's own (generated) owner password.
+[ -n "${PGPASSWORD:-}" ] || PGPASSWORD=$("$ROOT/scripts/pg.sh" owner-password)
 : "${SUPERSET_PORT:=8088}" "${SUPERSET_METADATA_DB:=superset}"
 export PGHOST PGPORT PGUSER PGPASSWORD WAREHOUSE SUPERSET_PORT SUPERSET_LOCAL="$LOCAL"
 [ -s "$LOCAL/secret_key" ] || { head -c 42 /dev/urandom | base64 | tr -d '\n' > "$LOCAL/secret_key"; chmod 600 "$LOCAL/secret_key"; }

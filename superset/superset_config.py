@@ -1,7 +1,8 @@
 """Superset configuration for one machine (SUPERSET_CONFIG_PATH points here; scripts/superset.sh sets it).
 
 Everything comes from the environment the Makefile exports: metadata in the local cluster's
-`superset` database, the secret key generated into .local, no Celery, no external hosts in the
+`superset` database, the secret key generated into .local, no Celery (the compose deployment adds it in
+deploy/superset_config.py), no external hosts in the
 content security policy (nothing may be fetched from the internet), and the acknowledgement
 page registered as a blueprint behind Superset's login.
 """
@@ -17,7 +18,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 _pg = {k: os.environ.get(k, d) for k, d in
-       (("PGHOST", "127.0.0.1"), ("PGPORT", "55432"), ("PGUSER", "hotspots"), ("PGPASSWORD", "hotspots"))}
+       (("PGHOST", "127.0.0.1"), ("PGPORT", "55432"), ("PGUSER", "hotspots"), ("PGPASSWORD", ""))}
 
 SECRET_KEY = os.environ["SUPERSET_SECRET_KEY"]
 SQLALCHEMY_DATABASE_URI = os.environ.get(

@@ -73,7 +73,9 @@ async def notify_deadline_missed(context=None, warehouse: str = "", deadline: st
 
     try:
         dag_run = (context or {}).get("dag_run") or {}
-        run_id = dag_run.get("run_id", "?") if isinstance(dag_run, dict) else getattr(dag_run, "run_id", "?")
+        # The scheduler passes the run as the REST API models it (dag_run_id); a task context as a DagRun.
+        run_id = ((dag_run.get("dag_run_id") or dag_run.get("run_id") or "?") if isinstance(dag_run, dict)
+                  else getattr(dag_run, "run_id", "?"))
         from hotspots import db
 
         def latest() -> str | None:

@@ -107,12 +107,15 @@ def schema_version() -> str:
     return "hotspots ingest schema " + hashlib.sha256(SCHEMA_SQL.read_bytes()).hexdigest()[:16]
 
 
-# The shape of the ingest's tables as the catalog has it: a digest of every column and its type.
-_SHAPE_SQL = """
+# The shape of the ingest's own tables (those schema.sql creates; not dbt's seeds beside them in
+# ref) as the catalog has it: a digest of every column and its type.
+_OWN_TABLES = sorted(set(re.findall(r"create table if not exists (\w+\.\w+)", SCHEMA_SQL.read_text())))
+_SHAPE_SQL = f"""
     select md5(coalesce(string_agg(n.nspname || '.' || c.relname || '.' || a.attname || ':' ||
                                    format_type(a.atttypid, a.atttypmod), ',' order by n.nspname, c.relname, a.attnum), ''))
     from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
-    where n.nspname in ('raw', 'ingest', 'ref') and c.relkind in ('r', 'p') and a.attnum > 0 and not a.attisdropped
+    where n.nspname || '.' || c.relname in ({", ".join(f"'{t}'" for t in _OWN_TABLES)})
+      and c.relkind in ('r', 'p') and a.attnum > 0 and not a.attisdropped
 """
 
 
