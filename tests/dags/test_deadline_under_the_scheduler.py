@@ -17,9 +17,9 @@ import psycopg2
 import pytest
 
 from hotspots import orchestration as o
+from tests.airflow_services import AirflowServices, airflow_env
 from tests.alerts.receivers import SMTPSink, free_port
 from tests.conftest import ROOT, _require_make_env, create_db, drop_db
-from tests.integration.test_scheduler_chain import TestAirflow as Services
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +35,6 @@ def q(dbname: str, query: str, args=None):
 
 
 def test_a_missed_deadline_tells_the_engineers_under_the_scheduler(tmp_path):
-    import os
     import subprocess
 
     from hotspots.settings import airflow_passwords
@@ -53,19 +52,9 @@ def test_a_missed_deadline_tells_the_engineers_under_the_scheduler(tmp_path):
     airflow_passwords(home / "passwords.json", "admin:admin", announce=lambda _: None)
     smtp = SMTPSink().start()
     port = str(free_port())
-    pg = {k: os.environ[k] for k in ("PGUSER", "PGPASSWORD", "PGHOST", "PGPORT")}
-    env = dict(
-        os.environ,
-        AIRFLOW_HOME=str(home),
+    env = airflow_env(
+        home, meta, port,
         AIRFLOW__CORE__DAGS_FOLDER=str(dags),
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=(f"postgresql+psycopg2://{pg['PGUSER']}:{pg['PGPASSWORD']}@"
-                                             f"{pg['PGHOST']}:{pg['PGPORT']}/{meta}"),
-        AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(home / "logs"),
-        AIRFLOW__API__PORT=port,
-        AIRFLOW__API__BASE_URL=f"http://127.0.0.1:{port}",
-        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(home / "passwords.json"),
-        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
         AIRFLOW__CORE__PARALLELISM="2",
         HOTSPOTS_FORECAST_DEADLINE="00:01",
         HOTSPOTS_LANDING_WAREHOUSE=wh,
@@ -74,7 +63,7 @@ def test_a_missed_deadline_tells_the_engineers_under_the_scheduler(tmp_path):
         ALERTS_SMTP_PORT=str(smtp.port),
     )
     env.pop("HOTSPOTS_LANDING", None)
-    af = Services(tmp_path, env)
+    af = AirflowServices(tmp_path, env)
     try:
         t0 = time.perf_counter()
         af.cli("db", "migrate")

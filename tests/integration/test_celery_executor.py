@@ -25,9 +25,9 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from tests.airflow_services import AirflowServices, airflow_env, wait_for
 from tests.alerts.receivers import free_port
 from tests.conftest import ROOT, _require_make_env, create_db, drop_db, run_dag
-from tests.integration.test_scheduler_chain import TestAirflow as _Services
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +76,7 @@ def env_file(path: Path) -> dict[str, str]:
     return out
 
 
-class CeleryAirflow(_Services):
+class CeleryAirflow(AirflowServices):
     """API server, DAG processor and scheduler (the landing is complete: the sensor never defers,
     so no triggerer), plus Redis and the workers through scripts/celery.sh."""
 
@@ -123,29 +123,21 @@ def celery_run(tmp_path_factory):
 
     password = airflow_passwords(home / "passwords.json", "admin:admin", announce=lambda _: None)["admin"]
     port, redis_port, redis_password = str(free_port()), str(free_port()), secrets.token_hex(16)
-    pg = {k: os.environ[k] for k in ("PGUSER", "PGPASSWORD", "PGHOST", "PGPORT")}
-    env = dict(os.environ)
+    # The settings compose passes (config/airflow.env, config/celery.env: the CeleryExecutor), then
+    # this test's own home, metadata database, DAG folder and broker.
+    shared = {**env_file(ROOT / "config" / "airflow.env"), **env_file(ROOT / "config" / "celery.env")}
+    env = airflow_env(home, meta, port, **{
+        **shared,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__PARALLELISM": "3",
+        "AIRFLOW__COSMOS__CACHE_DIR": str(base / "cosmos"),
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://:{redis_password}@127.0.0.1:{redis_port}/0",
+        "REDIS_PORT": redis_port,
+        "REDIS_PASSWORD": redis_password,
+        "CELERY_LOCAL": str(base / "celery"),
+        "CELERY_WORKERS": "2",
+    })
     env.pop("HOTSPOTS_LANDING", None)  # triggered with a conf, not continuous
-    env.update(env_file(ROOT / "config" / "airflow.env"))
-    env.update(env_file(ROOT / "config" / "celery.env"))  # the CeleryExecutor, as compose passes it
-    env.update(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=(f"postgresql+psycopg2://{pg['PGUSER']}:{pg['PGPASSWORD']}@"
-                                             f"{pg['PGHOST']}:{pg['PGPORT']}/{meta}"),
-        AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(home / "logs"),
-        AIRFLOW__API__PORT=port,
-        AIRFLOW__API__BASE_URL=f"http://127.0.0.1:{port}",
-        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(home / "passwords.json"),
-        AIRFLOW__CORE__PARALLELISM="3",
-        AIRFLOW__COSMOS__CACHE_DIR=str(base / "cosmos"),
-        AIRFLOW__CELERY__BROKER_URL=f"redis://:{redis_password}@127.0.0.1:{redis_port}/0",
-        REDIS_PORT=redis_port,
-        REDIS_PASSWORD=redis_password,
-        CELERY_LOCAL=str(base / "celery"),
-        CELERY_WORKERS="2",
-    )
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     af = CeleryAirflow(base, env)
     try:
@@ -171,19 +163,6 @@ def celery_run(tmp_path_factory):
                 drop_db(name)
 
 
-def _wait(what: str, check, af: _Services, timeout: float, every: float = 3.0):
-    t0 = time.time()
-    while True:
-        af.alive()
-        got = check()
-        if got:
-            return got
-        if time.time() - t0 > timeout:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n"
-                        f"scheduler log tail:\n{af.log('scheduler')[-3000:]}")
-        time.sleep(every)
-
-
 def _worker_log(base: Path, n: int) -> str:
     path = base / "celery" / "run" / f"worker-{n}.log"
     return path.read_text(errors="replace")[-3000:] if path.exists() else ""
@@ -193,7 +172,7 @@ def test_mapped_loads_run_on_both_workers_with_the_local_result(celery_run):
     af, meta, wh = celery_run["airflow"], celery_run["meta"], celery_run["wh_celery"]
     dates = celery_run["dates"]
     t0 = time.perf_counter()
-    _wait("ingest_extracts to be parsed", lambda: q(meta, "select 1 from dag where dag_id = 'ingest_extracts'"),
+    wait_for("ingest_extracts to be parsed", lambda: q(meta, "select 1 from dag where dag_id = 'ingest_extracts'"),
           af, 300)
     af.cli("dags", "unpause", "ingest_extracts")
     run_id = f"h15_celery_{uuid.uuid4().hex[:6]}"
@@ -203,7 +182,7 @@ def test_mapped_loads_run_on_both_workers_with_the_local_result(celery_run):
     def finished():
         state = q(meta, "select state from dag_run where dag_id = 'ingest_extracts' and run_id = %s", (run_id,))
         return state and state[0][0] in ("success", "failed") and state[0][0]
-    state = _wait("the ingest run on the CeleryExecutor", finished, af, RUN_WAIT_S)
+    state = wait_for("the ingest run on the CeleryExecutor", finished, af, RUN_WAIT_S)
     took = time.perf_counter() - t0
     tis = q(meta, """select task_id, map_index, state, hostname, external_executor_id, executor
                      from task_instance where dag_id = 'ingest_extracts' and run_id = %s

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from tests.airflow_services import AirflowServices, airflow_env, wait_for
 from tests.alerts.receivers import SMTPSink, free_port
 from tests.conftest import ROOT, _require_make_env, create_db, drop_db
 
@@ -66,51 +66,6 @@ def _prebuild(wh: str, landing: Path, work: Path) -> None:
         print(f"history: {' '.join(cmd[1:5])} {time.perf_counter() - t0:.1f} s")
 
 
-class TestAirflow:
-    """Airflow's services for one test, in their own home and metadata database."""
-
-    def __init__(self, base: Path, env: dict):
-        self.base, self.env, self.procs = base, env, {}
-
-    def start(self) -> None:
-        logs = self.base / "run"
-        logs.mkdir(parents=True, exist_ok=True)
-        port = self.env["AIRFLOW__API__PORT"]
-        for name, cmd in (("api-server", ["airflow", "api-server", "-H", "127.0.0.1", "-p", port, "-w", "1"]),
-                          ("dag-processor", ["airflow", "dag-processor"]),
-                          ("scheduler", ["airflow", "scheduler", "--skip-serve-logs"]),
-                          ("triggerer", ["airflow", "triggerer", "--skip-serve-logs"])):
-            out = open(logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-            self.procs[name] = (subprocess.Popen(cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                                 start_new_session=True), out)
-
-    def alive(self) -> None:
-        for name, (p, _) in self.procs.items():
-            if p.poll() is not None:
-                pytest.fail(f"airflow {name} exited ({p.returncode}):\n{self.log(name)[-4000:]}")
-
-    def log(self, name: str) -> str:
-        return (self.base / "run" / f"{name}.log").read_text(errors="replace")
-
-    def stop(self) -> None:
-        for _, (p, _) in self.procs.items():
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        deadline = time.time() + 40
-        for _, (p, out) in self.procs.items():
-            try:
-                p.wait(timeout=max(1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(timeout=10)
-            out.close()
-
-    def cli(self, *args: str) -> str:
-        p = subprocess.run(["airflow", *args], env=self.env, capture_output=True, text=True, timeout=300)
-        assert p.returncode == 0, f"airflow {' '.join(args)}:\n{(p.stdout + p.stderr)[-3000:]}"
-        return p.stdout
-
-
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     _require_make_env()
@@ -140,18 +95,8 @@ def chain(tmp_path_factory):
 
     password = airflow_passwords(home / "passwords.json", "admin:admin", announce=lambda _: None)["admin"]
     port = str(free_port())
-    pg = {k: os.environ[k] for k in ("PGUSER", "PGPASSWORD", "PGHOST", "PGPORT")}
-    env = dict(
-        os.environ,
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=(f"postgresql+psycopg2://{pg['PGUSER']}:{pg['PGPASSWORD']}@"
-                                             f"{pg['PGHOST']}:{pg['PGPORT']}/{meta}"),
-        AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(home / "logs"),
-        AIRFLOW__API__PORT=port,
-        AIRFLOW__API__BASE_URL=f"http://127.0.0.1:{port}",
-        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(home / "passwords.json"),
-        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
+    env = airflow_env(
+        home, meta, port,
         AIRFLOW__CORE__PARALLELISM="3",
         # Cosmos runs `dbt ls` twice while parsing build_features; with a cold cache on 2 busy
         # cores that exceeds Airflow's 30 s import timeout (the Makefile raises it the same way).
@@ -164,7 +109,7 @@ def chain(tmp_path_factory):
         ALERTS_SMTP_HOST="127.0.0.1",
         ALERTS_SMTP_PORT=str(smtp.port),
     )
-    af = TestAirflow(base, env)
+    af = AirflowServices(base, env)
     try:
         t1 = time.perf_counter()
         af.cli("db", "migrate")
@@ -181,19 +126,6 @@ def chain(tmp_path_factory):
         _forget_models(wh)
         for name in (wh, decoy, meta):
             drop_db(name)
-
-
-def _wait(what: str, check, af: TestAirflow, timeout: float, every: float = 3.0):
-    t0 = time.time()
-    while True:
-        af.alive()
-        got = check()
-        if got:
-            return got
-        if time.time() - t0 > timeout:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n"
-                        f"scheduler log tail:\n{af.log('scheduler')[-3000:]}")
-        time.sleep(every)
 
 
 def _runs(meta: str) -> list[tuple]:
@@ -220,7 +152,7 @@ def test_a_new_extract_runs_the_chain_by_itself_for_its_warehouse(chain):
     assert q(wh, "select count(*) from ingest.extract_ledger where extract_date = %s", (chain["new"],)) == [(0,)]
 
     t0 = time.perf_counter()
-    _wait("the DAGs to be parsed", lambda: len(q(meta, "select dag_id from dag where dag_id = any(%s)",
+    wait_for("the DAGs to be parsed", lambda: len(q(meta, "select dag_id from dag where dag_id = any(%s)",
                                                    (list(CHAIN),))) == len(CHAIN), af, 300)
     af.cli("dags", "unpause", "--treat-dag-id-as-regex", "-y", "^(" + "|".join(CHAIN) + ")$")
     print(f"chain: DAGs parsed and unpaused in {time.perf_counter() - t0:.1f} s")
@@ -230,7 +162,7 @@ def test_a_new_extract_runs_the_chain_by_itself_for_its_warehouse(chain):
         return q(meta, """select ti.state, t.classpath from task_instance ti left join trigger t on t.id = ti.trigger_id
                           where ti.dag_id = 'ingest_extracts' and ti.task_id = 'wait_for_manifests'
                           and ti.state = 'deferred'""")
-    state, classpath = _wait("the landing sensor to defer", deferred, af, 300)[0]
+    state, classpath = wait_for("the landing sensor to defer", deferred, af, 300)[0]
     assert classpath == "hotspots.orchestration.NewExtractTrigger"
     print(f"chain: sensor deferred to the triggerer after {time.perf_counter() - t0:.1f} s")
 
@@ -247,7 +179,7 @@ def test_a_new_extract_runs_the_chain_by_itself_for_its_warehouse(chain):
             pytest.fail(f"task failed: {failed}\n{_task_log(home, d, t)}")
         ok = {r[0] for r in _runs(meta) if r[3] == "success"}
         return {"build_features", "score_hotspots", "dispatch_alerts"} <= ok and "ingest_extracts" in ok
-    _wait("ingest -> features -> scoring -> alerts", chain_done, af, CHAIN_WAIT_S, every=5)
+    wait_for("ingest -> features -> scoring -> alerts", chain_done, af, CHAIN_WAIT_S, every=5)
     print(f"chain: new extract {new} to alerts sent in {time.perf_counter() - t_deliver:.1f} s")
     for r in _runs(meta):
         took = (r[5] - r[4]).total_seconds() if r[4] and r[5] else None
@@ -303,7 +235,7 @@ def test_a_new_extract_runs_the_chain_by_itself_for_its_warehouse(chain):
             assert f"ingest: {new} loaded" in api.task_log(dag_id, run_id, "load_extract", mapped[0]["try_number"], 0)
 
     # The next continuous ingest run is waiting again, in the triggerer.
-    _wait("the next ingest run to wait for the next date", deferred, af, 300)
+    wait_for("the next ingest run to wait for the next date", deferred, af, 300)
 
 
 def test_retried_training_resumes_its_run_and_registers_one_version(chain, monkeypatch):
