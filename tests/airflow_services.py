@@ -36,6 +36,8 @@ def airflow_env(home: Path, meta: str, port: str, **settings: str) -> dict[str, 
 class AirflowServices:
     """Airflow's services for one test, in their own home and metadata database."""
 
+    services = ("api-server", "dag-processor", "scheduler", "triggerer")
+
     def __init__(self, base: Path, env: dict):
         self.base, self.env, self.procs = base, env, {}
 
@@ -43,10 +45,12 @@ class AirflowServices:
         logs = self.base / "run"
         logs.mkdir(parents=True, exist_ok=True)
         port = self.env["AIRFLOW__API__PORT"]
-        for name, cmd in (("api-server", ["airflow", "api-server", "-H", "127.0.0.1", "-p", port, "-w", "1"]),
-                          ("dag-processor", ["airflow", "dag-processor"]),
-                          ("scheduler", ["airflow", "scheduler", "--skip-serve-logs"]),
-                          ("triggerer", ["airflow", "triggerer", "--skip-serve-logs"])):
+        commands = {"api-server": ["airflow", "api-server", "-H", "127.0.0.1", "-p", port, "-w", "1"],
+                    "dag-processor": ["airflow", "dag-processor"],
+                    "scheduler": ["airflow", "scheduler", "--skip-serve-logs"],
+                    "triggerer": ["airflow", "triggerer", "--skip-serve-logs"]}
+        for name in self.services:
+            cmd = commands[name]
             out = open(logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
             self.procs[name] = (subprocess.Popen(cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                                  start_new_session=True), out)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
@@ -48,19 +49,39 @@ def warehouse():
     drop_db(name)
 
 
+def query(dbname: str, text: str, args=None):
+    """Runs one statement in a database of the test cluster, on a connection of its own; all rows."""
+    conn = psycopg2.connect(dbname=dbname)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(text, args)
+            return cur.fetchall() if cur.description else None
+    finally:
+        conn.close()
+
+
+@contextmanager
+def runner(dbname: str):
+    """A function running statements (autocommit) on one connection to `dbname`, closed afterwards."""
+    conn = psycopg2.connect(dbname=dbname)
+    conn.autocommit = True
+
+    def run(text, args=None):
+        with conn.cursor() as cur:
+            cur.execute(text, args)
+            return cur.fetchall() if cur.description else None
+
+    try:
+        yield run
+    finally:
+        conn.close()
+
+
 @pytest.fixture()
 def sql(warehouse):
     """Runs a query in the test's warehouse and returns all rows."""
-    conn = psycopg2.connect(dbname=warehouse)
-    conn.autocommit = True
-
-    def run(query, args=None):
-        with conn.cursor() as cur:
-            cur.execute(query, args)
-            return cur.fetchall() if cur.description else None
-
-    yield run
-    conn.close()
+    with runner(warehouse) as run:
+        yield run
 
 
 def run_dag(dag_id: str, conf: dict) -> str:

@@ -13,25 +13,15 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-import psycopg2
 import pytest
 
 from hotspots import orchestration as o
 from tests.airflow_services import AirflowServices, airflow_env
 from tests.alerts.receivers import SMTPSink, free_port
 from tests.conftest import ROOT, _require_make_env, create_db, drop_db
+from tests.conftest import query as q
 
 pytestmark = pytest.mark.integration
-
-
-def q(dbname: str, query: str, args=None):
-    conn = psycopg2.connect(dbname=dbname)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(query, args)
-            return cur.fetchall() if cur.description else None
-    finally:
-        conn.close()
 
 
 def test_a_missed_deadline_tells_the_engineers_under_the_scheduler(tmp_path):

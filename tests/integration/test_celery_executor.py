@@ -22,12 +22,12 @@ import time
 import uuid
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 from tests.airflow_services import AirflowServices, airflow_env, wait_for
 from tests.alerts.receivers import free_port
 from tests.conftest import ROOT, _require_make_env, create_db, drop_db, run_dag
+from tests.conftest import query as q
 
 pytestmark = pytest.mark.integration
 
@@ -50,16 +50,6 @@ TABLES = {
 }
 
 
-def q(dbname: str, query: str, args=None):
-    conn = psycopg2.connect(dbname=dbname)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(query, args)
-            return cur.fetchall() if cur.description else None
-    finally:
-        conn.close()
-
-
 def fingerprint(dbname: str) -> dict[str, tuple]:
     """Per table: row count and the md5 of its rows in order (the text of each whole row)."""
     return {name: tuple(q(dbname, f"select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), '')) "
@@ -80,16 +70,7 @@ class CeleryAirflow(AirflowServices):
     """API server, DAG processor and scheduler (the landing is complete: the sensor never defers,
     so no triggerer), plus Redis and the workers through scripts/celery.sh."""
 
-    def start(self) -> None:
-        logs = self.base / "run"
-        logs.mkdir(parents=True, exist_ok=True)
-        port = self.env["AIRFLOW__API__PORT"]
-        for name, cmd in (("api-server", ["airflow", "api-server", "-H", "127.0.0.1", "-p", port, "-w", "1"]),
-                          ("dag-processor", ["airflow", "dag-processor"]),
-                          ("scheduler", ["airflow", "scheduler", "--skip-serve-logs"])):
-            out = open(logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-            self.procs[name] = (subprocess.Popen(cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                                 start_new_session=True), out)
+    services = ("api-server", "dag-processor", "scheduler")
 
     def celery(self, action: str, timeout: float = 300) -> str:
         p = subprocess.run([str(ROOT / "scripts" / "celery.sh"), action], env=self.env, capture_output=True,

@@ -35,7 +35,7 @@ from hypothesis import settings as hsettings
 
 from hotspots import cli, contract, db, settings
 from hotspots.ingest import load, pii, reader
-from tests.conftest import _require_make_env, create_db, drop_db, run_dag
+from tests.conftest import _require_make_env, create_db, drop_db, run_dag, runner
 from tests.ingest.hostile import (
     EXTRACT_DATE,
     FileSpec,
@@ -70,16 +70,8 @@ def wh():
 
 @pytest.fixture(scope="module")
 def q(wh):
-    conn = psycopg2.connect(dbname=wh)
-    conn.autocommit = True
-
-    def run(query, args=None):
-        with conn.cursor() as cur:
-            cur.execute(query, args)
-            return cur.fetchall() if cur.description else None
-
-    yield run
-    conn.close()
+    with runner(wh) as run:
+        yield run
 
 
 @pytest.fixture(scope="module")

@@ -23,28 +23,18 @@ import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 from tests.airflow_services import AirflowServices, airflow_env, wait_for
 from tests.alerts.receivers import SMTPSink, free_port
 from tests.conftest import ROOT, _require_make_env, create_db, drop_db
+from tests.conftest import query as q
 
 pytestmark = pytest.mark.integration
 
 START, DAYS, SCALE, SEED = "2026-01-01", 62, 0.01, 5
 CHAIN = ("ingest_extracts", "build_features", "score_hotspots", "dispatch_alerts")
 CHAIN_WAIT_S = 1500
-
-
-def q(dbname: str, query: str, args=None):
-    conn = psycopg2.connect(dbname=dbname)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(query, args)
-            return cur.fetchall() if cur.description else None
-    finally:
-        conn.close()
 
 
 def db_exists(name: str) -> bool:

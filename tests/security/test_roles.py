@@ -14,7 +14,7 @@ import pytest
 import yaml
 from psycopg2 import errors
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, runner
 
 pytestmark = pytest.mark.integration
 
@@ -301,13 +301,5 @@ def test_dbt_relations_an_owner_made_are_handed_to_the_dbt_role(built, sql):
 
 @pytest.fixture()
 def sql_small(small):
-    conn = psycopg2.connect(dbname=small["wh"])
-    conn.autocommit = True
-
-    def run(query, args=None):
-        with conn.cursor() as cur:
-            cur.execute(query, args)
-            return cur.fetchall() if cur.description else None
-
-    yield run
-    conn.close()
+    with runner(small["wh"]) as run:
+        yield run
