@@ -82,7 +82,10 @@ class AirflowServices:
         return p.stdout
 
 
-def wait_for(what: str, check, af: AirflowServices, timeout: float, every: float = 3.0):
+def wait_for(what: str, check, af: AirflowServices, timeout: float, every: float = 3.0,
+             logs: tuple[str, ...] = ("scheduler",)):
+    """check()'s first true result, polled every `every` s while the services live; on timeout the
+    test fails with the tail of each service's log in `logs`."""
     t0 = time.time()
     while True:
         af.alive()
@@ -90,6 +93,6 @@ def wait_for(what: str, check, af: AirflowServices, timeout: float, every: float
         if got:
             return got
         if time.time() - t0 > timeout:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n"
-                        f"scheduler log tail:\n{af.log('scheduler')[-3000:]}")
+            tails = "".join(f"\n{name} log tail:\n{af.log(name)[-3000:]}" for name in logs)
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}{tails}")
         time.sleep(every)

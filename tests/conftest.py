@@ -49,9 +49,10 @@ def warehouse():
     drop_db(name)
 
 
-def query(dbname: str, text: str, args=None):
-    """Runs one statement in a database of the test cluster, on a connection of its own; all rows."""
-    conn = psycopg2.connect(dbname=dbname)
+def query(dbname: str, text: str, args=None, **conn_kw):
+    """Runs one statement in a database of the test cluster, on a connection of its own (conn_kw:
+    another login, for example); all rows."""
+    conn = psycopg2.connect(dbname=dbname, **conn_kw)
     try:
         with conn, conn.cursor() as cur:
             cur.execute(text, args)

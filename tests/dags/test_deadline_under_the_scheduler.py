@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from hotspots import orchestration as o
-from tests.airflow_services import AirflowServices, airflow_env
+from tests.airflow_services import AirflowServices, airflow_env, wait_for
 from tests.alerts.receivers import SMTPSink, free_port
 from tests.conftest import ROOT, _require_make_env, create_db, drop_db
 from tests.conftest import query as q
@@ -61,16 +61,7 @@ def test_a_missed_deadline_tells_the_engineers_under_the_scheduler(tmp_path):
         af.start()
 
         def wait(what, check, timeout):
-            start = time.time()
-            while True:
-                af.alive()
-                got = check()
-                if got:
-                    return got
-                if time.time() - start > timeout:
-                    pytest.fail(f"timed out after {timeout} s waiting for {what}\nscheduler:\n"
-                                f"{af.log('scheduler')[-3000:]}\ntriggerer:\n{af.log('triggerer')[-3000:]}")
-                time.sleep(2)
+            return wait_for(what, check, af, timeout, every=2, logs=("scheduler", "triggerer"))
 
         wait("the DAG to be parsed", lambda: q(meta, "select 1 from dag where dag_id = 'forecast_deadline'"), 180)
         af.cli("dags", "unpause", "forecast_deadline")

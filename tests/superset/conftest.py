@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, _require_make_env, drop_db
+from tests.conftest import query as q
 
 ARTIFACTS = ROOT / ".local" / "artifacts" / "superset"
 
@@ -25,16 +26,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def q(db: str, sql: str, args=None, **conn_kw):
-    conn = psycopg2.connect(dbname=db, **conn_kw)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(sql, args)
-            return cur.fetchall() if cur.description else None
-    finally:
-        conn.close()
 
 
 @pytest.fixture(scope="session")
