@@ -24,56 +24,63 @@ bounds as (
 
 transfers as (
     select
-        t.txn_id, t.ack_no, t.to_account, t.amount_inr, t.extract_date as arrival_date,
-        t.txn_date >= t.extract_date - 1 as is_fresh
-    from {{ ref('stg_raw__transactions') }} as t, bounds as b
+        t.to_account, t.amount_inr, t.extract_date as arrival_date,
+        t.txn_date >= t.extract_date - 1 as is_fresh,
+        case when c.extract_date <= t.extract_date then c.category end as category
+    from {{ ref('stg_raw__transactions') }} as t
+    cross join bounds as b
+    left join {{ ref('int_complaint_arrivals') }} as c on t.ack_no = c.ack_no
     where t.status = 'COMPLETED' and t.extract_date between b.first_date and b.last_date
 ),
 
-known_cells as (
-    select account, h3_cell, valid_from, valid_to, withdrawals_known
-    from {{ ref('int_account_cell_history') }}
-),
-
-complaints as (
-    select ack_no, category, extract_date from {{ ref('int_complaint_arrivals') }}
+-- How many cells a transfer is shared among, and by which weights, depends only on its
+-- account and arrival date: the transfers are summed per (account, arrival date) first, and
+-- each sum is shared among the account's cells once (sharing is linear, so this equals
+-- sharing every transfer and summing per cell, without a row per transfer and cell).
+account_days as (
+    select
+        to_account,
+        arrival_date,
+        sum(amount_inr) as amount_inr,
+        count(*)::double precision as transfers,
+        count(*) filter (where is_fresh)::double precision as fresh,
+        count(*) filter (where category in ('UPI', 'CARD', 'NET_BANKING'))::double precision as payment_fraud,
+        count(*) filter (
+            where category in ('CUSTOMER_CARE', 'KYC_IMPERSONATION', 'DIGITAL_ARREST')
+        )::double precision as impersonation,
+        count(*) filter (where category in ('INVESTMENT', 'JOB', 'LOAN_APP'))::double precision as scheme,
+        count(*) filter (where category in ('SEXTORTION', 'OTHER'))::double precision as other
+    from transfers
+    group by 1, 2
 ),
 
 shared as (
     select
-        t.txn_id,
-        t.arrival_date,
-        t.to_account,
+        a.*,
         k.h3_cell,
-        t.amount_inr / count(*) over (partition by t.txn_id) as amount_share,
-        1.0::double precision / count(*) over (partition by t.txn_id) as transfer_share,
+        1.0::double precision / count(*) over (partition by a.to_account, a.arrival_date) as cell_share,
         k.withdrawals_known::double precision
-        / sum(k.withdrawals_known) over (partition by t.txn_id) as weighted_share,
-        t.is_fresh,
-        case when c.extract_date <= t.arrival_date then c.category end as category
-    from transfers as t
-    inner join known_cells as k
+        / sum(k.withdrawals_known) over (partition by a.to_account, a.arrival_date) as weighted_share
+    from account_days as a
+    inner join {{ ref('int_account_cell_history') }} as k
         on
-            t.to_account = k.account
-            and k.valid_from <= t.arrival_date
-            and t.arrival_date < k.valid_to
-    left join complaints as c on t.ack_no = c.ack_no
+            a.to_account = k.account
+            and k.valid_from <= a.arrival_date
+            and a.arrival_date < k.valid_to
 )
 
 select
     h3_cell,
     arrival_date,
-    sum(amount_share) as pressure_amount_inr,
-    sum(transfer_share) as pressure_transfers,
-    sum(weighted_share) as pressure_weighted,
-    coalesce(sum(weighted_share) filter (where is_fresh), 0) as pressure_fresh,
-    count(distinct to_account)::integer as pressure_accounts,
-    sum(transfer_share) filter (where category in ('UPI', 'CARD', 'NET_BANKING')) as pressure_payment_fraud,
-    sum(transfer_share) filter (
-        where category in ('CUSTOMER_CARE', 'KYC_IMPERSONATION', 'DIGITAL_ARREST')
-    ) as pressure_impersonation,
-    sum(transfer_share) filter (where category in ('INVESTMENT', 'JOB', 'LOAN_APP')) as pressure_scheme,
-    sum(transfer_share) filter (where category in ('SEXTORTION', 'OTHER')) as pressure_other,
+    sum(amount_inr * cell_share) as pressure_amount_inr,
+    sum(transfers * cell_share) as pressure_transfers,
+    sum(transfers * weighted_share) as pressure_weighted,
+    sum(fresh * weighted_share) as pressure_fresh,
+    count(*)::integer as pressure_accounts,
+    sum(payment_fraud * cell_share) filter (where payment_fraud > 0) as pressure_payment_fraud,
+    sum(impersonation * cell_share) filter (where impersonation > 0) as pressure_impersonation,
+    sum(scheme * cell_share) filter (where scheme > 0) as pressure_scheme,
+    sum(other * cell_share) filter (where other > 0) as pressure_other,
     now() as built_at
 from shared
 group by 1, 2
