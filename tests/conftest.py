@@ -127,7 +127,8 @@ class MlflowServer:
         ini.write_text("[mlflow]\ndefault_permission = READ\n"
                        f"database_uri = sqlite:///{self.base / 'basic_auth.db'}\n"
                        f"admin_username = {self.user}\n"
-                       "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+                       "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+                       "auth_cache_ttl_seconds = 300\n")
         env = dict(os.environ, MLFLOW_BACKEND_STORE_URI=settings.mlflow_backend_store_uri(),
                    MLFLOW_AUTH_CONFIG_PATH=str(ini), MLFLOW_AUTH_ADMIN_PASSWORD=self.password,
                    MLFLOW_FLASK_SERVER_SECRET_KEY=uuid.uuid4().hex, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")

@@ -296,7 +296,8 @@ def test_mlflow_superset_and_mail_start_as_natively():
     for key in ("MLFLOW_BACKEND_STORE_URI", "MLFLOW_AUTH_CONFIG_PATH", "MLFLOW_AUTH_ADMIN_PASSWORD"):
         assert key in env and key in services, key
     assert env["MLFLOW_BACKEND_STORE_URI"].endswith("@postgis:5432/mlflow")
-    for key in ("default_permission = READ", "authorization_function = mlflow.server.auth:authenticate_request_basic_auth"):
+    for key in ("default_permission = READ", "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
+                "auth_cache_ttl_seconds = 300"):
         assert key in script and key in services
     worker_env = c["services"]["airflow-worker"]["environment"]
     assert worker_env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000" and worker_env["MLFLOW_TRACKING_PASSWORD"]
