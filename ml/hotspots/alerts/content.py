@@ -75,9 +75,9 @@ def load_context(cur, alerts: list[dict], rules: Rules, trail: dict | None = Non
             ctx["terminals"][cell].append({"terminal_id": terminal, "channel": channel, "inside": bool(inside),
                                            "withdrawals": int(n), "last_at": last_at})
     if trail is None or any(c not in trail for c in cells):
-        from hotspots.alerts.decide import money_trail
+        from hotspots.alerts.decide import money_trail, trail_since
 
-        trail = money_trail(cur, cells)
+        trail = money_trail(cur, cells, trail_since(rules, [a["forecast_date"] for a in alerts]) if alerts else None)
     for cell in cells:
         ctx["banks"][cell] = list(trail.get(cell, []))
     return ctx

@@ -97,21 +97,34 @@ def load_forecast(cur, rules: Rules) -> pd.DataFrame:
     return pd.DataFrame(cur.fetchall(), columns=cols)
 
 
-def money_trail(cur, cells: list[str]) -> dict[str, list[dict]]:
+def trail_since(rules: Rules, forecast_dates) -> datetime:
+    """Start of the money trail's window: `money_trail_days` (config/alerts.yml) before the
+    earliest forecast date, at 00:00 IST."""
+    first = min(pd.Timestamp(d).date() for d in forecast_dates)
+    days = int(rules.raw.get("money_trail_days", 90))
+    return datetime.combine(first - timedelta(days=days), datetime.min.time(), IST)
+
+
+def money_trail(cur, cells: list[str], since: datetime | None = None) -> dict[str, list[dict]]:
     """Per cell (every cell asked for), the banks (4-letter IFSC prefix of the receiving branch)
     whose mule accounts cashed out there: accounts that withdrew in the cell and received complaint money (the
     money trail), with the number of such accounts and the money they received, most
     accounts first. The transactions are summed per account before the join (an account
-    that withdrew in several cells would otherwise repeat all its transactions per cell)."""
+    that withdrew in several cells would otherwise repeat all its transactions per cell).
+    ``since`` (:func:`trail_since`): only withdrawals and transfers from then on, so the trail
+    names the mules active lately and its cost does not grow with the years of history."""
     if not cells:
         return {}
-    cur.execute("""with w as (select distinct account, h3_cell from raw.withdrawals where h3_cell = any(%s)),
+    cur.execute("""with w as (select distinct account, h3_cell from raw.withdrawals
+                              where h3_cell = any(%(cells)s)
+                                and (%(since)s::timestamptz is null or withdrawn_at >= %(since)s)),
                         t as (select to_account, left(to_ifsc, 4) as bank, sum(amount_inr) as amount
                               from raw.transactions where to_account in (select account from w)
+                                and (%(since)s::timestamptz is null or txn_at >= %(since)s)
                               group by 1, 2)
                    select w.h3_cell, t.bank, count(distinct t.to_account) as accounts, sum(t.amount) as amount
                    from w join t on t.to_account = w.account
-                   group by 1, 2 order by 1, 3 desc, 2""", (cells,))
+                   group by 1, 2 order by 1, 3 desc, 2""", {"cells": cells, "since": since})
     out: dict[str, list[dict]] = {c: [] for c in cells}  # every cell asked for, with or without banks
     for cell, bank, accounts, amount in cur.fetchall():
         out[cell].append({"bank": bank, "accounts": int(accounts), "amount": float(amount or 0)})
@@ -230,7 +243,8 @@ def decide(conn, recipients: Recipients, rules: Rules, now: datetime | None = No
             return counts
         fc = assign_tiers(fc, rules)
         tiered = fc[fc["tier"].notna()].sort_values(["horizon_days", "risk_rank"])
-        trail = money_trail(cur, sorted(tiered["h3_cell"].unique().tolist()))
+        trail = money_trail(cur, sorted(tiered["h3_cell"].unique().tolist()),
+                            trail_since(rules, tiered["forecast_date"]) if len(tiered) else None)
         banks = cell_banks(cur, [], trail)
         alerted, acked_police, acked_rec = _history(cur, now, rules)
         _sync_config_silences(cur, rules)
