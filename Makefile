@@ -198,8 +198,8 @@ backtest: warehouse airflow-init mlflow ## LANDING=/abs/dir START= END=: ingest 
 report: warehouse ## print what the warehouse holds: loaded, quarantined, rejected, by extract
 	@$(PY) -m hotspots.cli report
 
-bench: deps db mlflow ## every stage's time, rows/s and peak memory, the targets met or not, one table -> docs/benchmarks.md (BENCH_DAYS, BENCH_SCALE; BENCH_QUICK=1: a few minutes, table in .local/bench; BENCH_ARGS=--growth)
-	@$(PY) -m hotspots.bench $(if $(BENCH_QUICK),--quick) $(if $(BENCH_DAYS),--days $(BENCH_DAYS)) $(if $(BENCH_SCALE),--scale $(BENCH_SCALE)) $(BENCH_ARGS)
+bench: deps db mlflow airflow-init ## every stage's time, rows/s and peak memory, the targets met or not, one table -> docs/benchmarks.md (BENCH_DAYS, BENCH_SCALE; BENCH_QUICK=1: a few minutes, table in .local/bench, no day under Airflow; BENCH_ARGS=--growth)
+	@$(PY) -m hotspots.bench $(if $(BENCH_QUICK),--quick,--airflow-day) $(if $(BENCH_DAYS),--days $(BENCH_DAYS)) $(if $(BENCH_SCALE),--scale $(BENCH_SCALE)) $(BENCH_ARGS)
 
 bench-quality: deps db mlflow ## model quality: 60-day backtest after 180 days, on every simulator variant (VARIANTS=a,b), one table
 	@$(PY) -m hotspots.bench --quality --days 240 --scale $(or $(BENCH_SCALE),0.1) --variants $(or $(VARIANTS),all) $(BENCH_ARGS)

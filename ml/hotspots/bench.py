@@ -42,9 +42,13 @@ QUICK = {"scale": 0.02, "days": 70}
 NOTES = settings.ROOT / "docs" / "benchmarks-notes.md"
 # The stages in the order of the table; the backfill's and the national day's, for their targets.
 STAGES = ["ingest", "cells", "dbt_seed", "dbt_full", "train", "score",
-          "ingest_day", "dbt_incremental", "dbt_other_marts", "score_day", "alerts", "superset"]
+          "ingest_day", "dbt_incremental", "dbt_other_marts", "score_day", "alerts",
+          "airflow_ingest", "airflow_features", "airflow_score", "airflow_alerts", "superset"]
 BACKFILL = ["ingest", "cells", "dbt_seed", "dbt_full", "train", "score"]
 ONE_DAY = ["ingest_day", "dbt_incremental", "score_day", "alerts"]
+# The same day's chain as production runs it, one `airflow dags test` per DAG (--airflow-day).
+AIRFLOW_DAY = [("airflow_ingest", "ingest_extracts"), ("airflow_features", "build_features"),
+               ("airflow_score", "score_hotspots"), ("airflow_alerts", "dispatch_alerts")]
 DESCRIBE = {
     "ingest": "ingest of every date but the last (all validation rules), COPY reference beside it",
     "cells": "register the H3 cells the withdrawals reached",
@@ -57,6 +61,11 @@ DESCRIBE = {
     "dbt_incremental": "one new extract date: cells + dbt run +fct_cell_daily_features (incremental)",
     "score_day": "one new extract date: scoring",
     "alerts": "one day's alerts: decide and deliver (local SMTP and webhook receivers)",
+    "airflow_ingest": "another new extract date under Airflow: `airflow dags test ingest_extracts`",
+    "airflow_features": "`airflow dags test build_features` (cells, the daily path per model with Cosmos, its "
+                        "tests, publish; then the other marts and every remaining test)",
+    "airflow_score": "`airflow dags test score_hotspots`",
+    "airflow_alerts": "`airflow dags test dispatch_alerts` (local SMTP and webhook receivers)",
     "superset": "dashboards rendered in headless Chromium",
 }
 # Issue 12's targets: key, text, how the figure is read from the stages and figures, limit, unit.
@@ -66,6 +75,11 @@ TARGETS = [
     ("training", "training run < 5 min", "<", 300, "s"),
     ("one_day", "one national day end to end < 60 s (ingest, incremental build, scoring, alerts: "
                 "each stage in its own process, without Airflow)", "<", 60, "s"),
+    ("one_day_airflow", "one national day under Airflow < 60 s excluding Airflow's start-up (`airflow dags test` "
+                        "of each DAG; first task's start to last task's end, the features to their publish task)",
+     "<", 60, "s"),
+    ("one_day_airflow_all", "one national day under Airflow < 2 min in all (the four `airflow dags test` "
+                            "processes, start-up included; the features to their publish task)", "<", 120, "s"),
     ("dbt_full", "dbt full rebuild < 5 min", "<", 300, "s"),
     ("dbt_incremental", "daily incremental build < 15 s", "<", 15, "s"),
     ("peak_memory", "peak memory of every stage < 8 GiB", "<", 8, "GiB"),
@@ -260,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-forecast", action="store_true",
                    help="stop after the dbt builds (no training, scoring, alerts or dashboards)")
     p.add_argument("--no-alerts", action="store_true", help="skip the alerts stage")
+    p.add_argument("--airflow-day", action="store_true",
+                   help="hold back two dates: the first goes through the stages without Airflow, the second "
+                        "through the DAGs as production runs them (`airflow dags test` of ingest_extracts, "
+                        "build_features, score_hotspots, dispatch_alerts; needs make airflow-init)")
     p.add_argument("--no-superset", action="store_true", help="skip the dashboards' render times")
     p.add_argument("--ingest-only", action="store_true",
                    help="stop after the ingest and its COPY reference (with BENCH_DAYS=10: a few minutes)")
@@ -323,11 +341,12 @@ def run(a) -> dict:
         _finish(figures, a)
         return figures
     dates, _ = load.discover(landing)
-    held_back = dates[-1]
+    airflow_day = a.airflow_day and not (a.dbt_only or a.no_forecast or a.ingest_only)
+    held_back, airflow_date = (dates[-2], dates[-1]) if airflow_day else (dates[-1], None)
     partial = base / "landing-but-last"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
-    for d in dates[:-1]:
+    for d in dates[:dates.index(held_back)]:
         (partial / d).symlink_to(landing / d)
 
     if a.dbt_only:
@@ -387,12 +406,91 @@ def run(a) -> dict:
                           f"result = bench_alerts({a.warehouse!r})")
             _stage(figures, "alerts", r["wall_s"], r["sent"], r["peak_rss_gib"])
             figures["alerts"] = {k: v for k, v in r.items() if k not in ("wall_s", "peak_rss_gib")}
+        if airflow_day:
+            _airflow_day(a, base / "landing-airflow-day", landing / airflow_date, figures)
         if not a.no_superset:
             r = bench_superset(a.warehouse, a.workdir)
             _stage(figures, "superset", r.pop("wall_s"), None, r.pop("peak_rss_gib"))
             figures["superset"] = r
     _finish(figures, a)
     return figures
+
+
+def _airflow_day(a, day_landing: Path, extract: Path, figures: dict) -> None:
+    """One more new extract date through the DAGs, each with `airflow dags test` as `make ingest`,
+    `make features`, `make score` and `make alerts` run them (the scheduler would start each on
+    the previous one's Asset event). The landing holds that date only; the alerts go to local
+    receivers. Per DAG: the process's wall time (Airflow's start-up and DAG parsing included) and,
+    from the metadata database, its tasks' span (first start to last end). The features count to
+    their publish task, which emits the Asset scoring starts on (the other marts build after it)."""
+    from hotspots.alerts.bench import Receivers
+
+    shutil.rmtree(day_landing, ignore_errors=True)
+    day_landing.mkdir(parents=True)
+    (day_landing / extract.name).symlink_to(extract)
+    w = a.warehouse
+    print(f"bench: one more national day under Airflow: {extract.name}")
+    day = {"date": extract.name, "dags": {}}
+    with Receivers(w) as rec:
+        confs = {"ingest_extracts": {"landing": str(day_landing), "warehouse": w},
+                 "build_features": {"warehouse": w}, "score_hotspots": {"warehouse": w},
+                 "dispatch_alerts": {"warehouse": w, "recipients": str(rec.recipients_file),
+                                     "rules": str(rec.rules_file)}}
+        for stage, dag in AIRFLOW_DAY:
+            r = _run(["airflow", "dags", "test", dag, "-c", json.dumps(confs[dag])], show=_SHOW)
+            spans = _task_spans(dag)
+            failed = sorted(k for k, t in spans.items() if t["state"] != "success")
+            if failed:
+                raise SystemExit(f"bench: {dag} under Airflow: tasks not successful: {failed}")
+            spans = {k: t for k, t in spans.items() if t["start"] and t["end"]}  # skipped ones never ran
+            first = min(t["start"] for t in spans.values())
+            end = (spans["publish"]["end"] if dag == "build_features"
+                   else max(t["end"] for t in spans.values()))
+            tasks_s = (end - first).total_seconds()
+            # The process's start-up (before its first task) and, for the features, the marts after publish.
+            counted = r["wall_s"] - (max(t["end"] for t in spans.values()) - end).total_seconds()
+            _stage(figures, stage, r["wall_s"], None, r["peak_rss_gib"], tasks_s=round(tasks_s, 1),
+                   counted_s=round(counted, 1), tasks=len(spans))
+            day["dags"][dag] = {"wall_s": round(r["wall_s"], 1), "tasks_s": round(tasks_s, 1),
+                                "counted_s": round(counted, 1), "tasks": len(spans),
+                                "slowest": sorted(((k, round((t["end"] - t["start"]).total_seconds(), 1))
+                                                   for k, t in spans.items()), key=lambda x: -x[1])[:5]}
+            print(f"bench: {dag} under Airflow: {r['wall_s']:.1f} s in all, its {len(spans)} tasks "
+                  f"{tasks_s:.1f} s" + (" to publish" if dag == "build_features" else ""))
+        day["emails_kept"] = rec.emails_kept()
+        day["webhooks_received"] = rec.http.count
+    day["tasks_s"] = round(sum(d["tasks_s"] for d in day["dags"].values()), 1)
+    day["all_s"] = round(sum(d["counted_s"] for d in day["dags"].values()), 1)
+    figures["airflow_day"] = day
+    print(f"bench: one national day under Airflow: {day['tasks_s']} s of tasks (target < 60 s), "
+          f"{day['all_s']} s with each DAG's start-up (target < 120 s); {day['emails_kept']} emails and "
+          f"{day['webhooks_received']} webhooks received")
+
+
+def _task_spans(dag_id: str) -> dict[str, dict]:
+    """Start, end and state of each task instance of the DAG's latest run in the Airflow metadata
+    database (AIRFLOW__DATABASE__SQL_ALCHEMY_CONN); a mapped task's instances as one span."""
+    from urllib.parse import unquote, urlsplit
+
+    import psycopg2
+
+    u = urlsplit(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    conn = psycopg2.connect(host=u.hostname, port=u.port, user=unquote(u.username or ""),
+                            password=unquote(u.password or ""), dbname=u.path.lstrip("/"))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("""select ti.task_id, min(ti.start_date), max(ti.end_date),
+                                  case when bool_and(ti.state in ('success', 'skipped')) then 'success' else 'failed' end
+                           from task_instance ti
+                           where ti.dag_id = %s and ti.run_id = (select run_id from dag_run where dag_id = %s
+                                                                 order by id desc limit 1)
+                           group by 1""", (dag_id, dag_id))
+            rows = cur.fetchall()
+    finally:
+        conn.close()
+    if not rows:
+        raise SystemExit(f"bench: no task instances of {dag_id} in the Airflow metadata database")
+    return {t: {"start": s, "end": e, "state": st} for t, s, e, st in rows}
 
 
 def _count_rows(warehouse: str, figures: dict) -> None:
@@ -500,6 +598,10 @@ def targets(figures: dict) -> list[dict]:
         "backfill": total(BACKFILL),
         "training": total(["train"]),
         "one_day": total(ONE_DAY),
+        "one_day_airflow": ((figures["airflow_day"]["tasks_s"], "") if "airflow_day" in figures
+                            else (None, "run with --airflow-day")),
+        "one_day_airflow_all": ((figures["airflow_day"]["all_s"], "") if "airflow_day" in figures
+                                else (None, "run with --airflow-day")),
         "dbt_full": total(["dbt_full"]),
         "dbt_incremental": total(["dbt_incremental"]),
         "peak_memory": ((max(s["peak_rss_gib"] for s in st.values()), "") if st else (None, "no stage run")),
@@ -623,6 +725,7 @@ def growth(a) -> int:
         ra = argparse.Namespace(**{**vars(a), "scale": scale, "days": days, "growth": False,
                                    "warehouse": a.warehouse if last else f"{a.warehouse}_g{i}",
                                    "no_superset": a.no_superset or not last, "no_alerts": a.no_alerts or not last,
+                                   "airflow_day": a.airflow_day and last,
                                    # training needs QUICK["days"] of history (its evaluation window)
                                    "no_forecast": a.no_forecast or days < QUICK["days"]})
         if days < QUICK["days"] and not a.no_forecast:

@@ -19,7 +19,8 @@ from tests.conftest import ROOT, _require_make_env, drop_db
 pytestmark = pytest.mark.integration
 
 RAN = ["ingest", "cells", "dbt_seed", "dbt_full", "ingest_day", "dbt_incremental", "dbt_other_marts"]
-SKIPPED = ["train", "score", "score_day", "alerts", "superset"]
+SKIPPED = ["train", "score", "score_day", "alerts", "airflow_ingest", "airflow_features", "airflow_score",
+           "airflow_alerts", "superset"]
 
 
 def test_bench_quick_small_scale_reports_every_stage_and_target(tmp_path):

@@ -126,20 +126,30 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def bench_alerts(warehouse: str = "bench", log=print) -> dict:
-    from hotspots.alerts import config, store
-    from hotspots.alerts import decide as decide_mod
-    from hotspots.alerts.deliver import Dispatcher
+class Receivers:
+    """A local SMTP server (aiosmtpd, keeping what it accepts in a Maildir) and HTTP receiver in
+    their own processes, the recipients file generated for the warehouse's forecast places, and a
+    rules file (config/alerts.yml with a daily cap a national day does not reach) in a temporary
+    folder. The warehouse's alerts schema is emptied (a bench warehouse only)."""
 
-    folder = Path(tempfile.mkdtemp(prefix="hotspots-alerts-bench-"))
-    maildir = folder / "mail"
-    smtp_port = _free_port()
-    smtp = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{smtp_port}",
-                             "-c", "aiosmtpd.handlers.Mailbox", str(maildir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    http = _Receiver()
-    try:
-        for port in (smtp_port, http.port):
+    def __init__(self, warehouse: str):
+        self.folder = Path(tempfile.mkdtemp(prefix="hotspots-alerts-bench-"))
+        self.maildir = self.folder / "mail"
+        self.smtp_port = _free_port()
+        self.smtp = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{self.smtp_port}",
+                                      "-c", "aiosmtpd.handlers.Mailbox", str(self.maildir)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.http = _Receiver()
+        try:
+            self._prepare(warehouse)
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def _prepare(self, warehouse: str) -> None:
+        from hotspots.alerts import config, store
+
+        for port in (self.smtp_port, self.http.port):
             for _ in range(100):
                 try:
                     socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -150,10 +160,36 @@ def bench_alerts(warehouse: str = "bench", log=print) -> dict:
         with conn, conn.cursor() as cur:
             cur.execute("drop schema if exists alerts cascade")
         store.ensure_schema(conn)
-        rpath, n_recipients = _recipients(warehouse, smtp_port, http.port, folder)
-        recipients = config.load_recipients(rpath, warehouse)
-        rules = config.load_rules()
-        rules.daily_cap = 10_000
+        conn.close()
+        self.recipients_file, self.n_recipients = _recipients(warehouse, self.smtp_port, self.http.port, self.folder)
+        rules = yaml.safe_load(config.RULES_FILE.read_text()) or {}
+        rules["daily_cap"] = 10_000
+        self.rules_file = self.folder / "alerts.yml"
+        self.rules_file.write_text(yaml.safe_dump(rules, sort_keys=False))
+
+    def emails_kept(self) -> int:
+        new = self.maildir / "new"
+        return sum(1 for _ in new.iterdir()) if new.exists() else 0
+
+    def __enter__(self) -> Receivers:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.http.stop()
+        self.smtp.terminate()
+        self.smtp.wait(timeout=10)
+
+
+def bench_alerts(warehouse: str = "bench", log=print) -> dict:
+    from hotspots.alerts import config
+    from hotspots.alerts import decide as decide_mod
+    from hotspots.alerts.deliver import Dispatcher
+
+    with Receivers(warehouse) as rec:
+        http, maildir, n_recipients = rec.http, rec.maildir, rec.n_recipients
+        recipients = config.load_recipients(rec.recipients_file, warehouse)
+        rules = config.load_rules(rec.rules_file)
+        conn = db.connect(warehouse)
         load_before = os.getloadavg()
         cpu0 = time.process_time() + _children_cpu()
         t0 = time.perf_counter()
@@ -184,7 +220,7 @@ def bench_alerts(warehouse: str = "bench", log=print) -> dict:
                "deliver_s": stats.get("seconds"), "cpu_s": round(cpu_s, 2),
                "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in load_after],
                "cpus": os.cpu_count(), "maildir": str(maildir),
-               "emails_kept": sum(1 for _ in (maildir / "new").iterdir()) if (maildir / "new").exists() else 0}
+               "emails_kept": rec.emails_kept()}
         log(f"bench alerts: {out['sent']} of {out['messages']} messages sent to {n_recipients} recipients "
             f"({out['alerts']} alerts, {out['digest_lines']} digest lines) in {out['total_s']} s "
             f"(decide {out['decide_s']} s): {out['messages_per_s']} messages/s (target: 1,000+ in < 30 s); "
@@ -194,7 +230,3 @@ def bench_alerts(warehouse: str = "bench", log=print) -> dict:
             f"the deciding and sending processes used {out['cpu_s']} s of CPU; load average {load_before[0]:.2f} before, "
             f"{load_after[0]:.2f} after (1 min; {os.cpu_count()} CPUs)")
         return out
-    finally:
-        http.stop()
-        smtp.terminate()
-        smtp.wait(timeout=10)
