@@ -438,7 +438,11 @@ def _airflow_day(a, day_landing: Path, extract: Path, figures: dict) -> None:
                                      "rules": str(rec.rules_file)}}
         for stage, dag in AIRFLOW_DAY:
             r = _run(["airflow", "dags", "test", dag, "-c", json.dumps(confs[dag])], show=_SHOW)
+            (day_landing / f"{dag}.log").write_text(r["stdout"])  # the run's whole output, to read afterwards
             spans = _task_spans(dag)
+            retried = sorted(k for k, t in spans.items() if t["tries"] > 1)
+            if retried:  # a retry waits its retry_delay: the span then holds a failure, not the work
+                print(f"bench: WARNING {dag} under Airflow retried {retried}; its output: {day_landing / (dag + '.log')}")
             failed = sorted(k for k, t in spans.items() if t["state"] != "success")
             if failed:
                 raise SystemExit(f"bench: {dag} under Airflow: tasks not successful: {failed}")
@@ -452,7 +456,7 @@ def _airflow_day(a, day_landing: Path, extract: Path, figures: dict) -> None:
             _stage(figures, stage, r["wall_s"], None, r["peak_rss_gib"], tasks_s=round(tasks_s, 1),
                    counted_s=round(counted, 1), tasks=len(spans))
             day["dags"][dag] = {"wall_s": round(r["wall_s"], 1), "tasks_s": round(tasks_s, 1),
-                                "counted_s": round(counted, 1), "tasks": len(spans),
+                                "counted_s": round(counted, 1), "tasks": len(spans), "retried": retried,
                                 "slowest": sorted(((k, round((t["end"] - t["start"]).total_seconds(), 1))
                                                    for k, t in spans.items()), key=lambda x: -x[1])[:5]}
             print(f"bench: {dag} under Airflow: {r['wall_s']:.1f} s in all, its {len(spans)} tasks "
@@ -468,8 +472,8 @@ def _airflow_day(a, day_landing: Path, extract: Path, figures: dict) -> None:
 
 
 def _task_spans(dag_id: str) -> dict[str, dict]:
-    """Start, end and state of each task instance of the DAG's latest run in the Airflow metadata
-    database (AIRFLOW__DATABASE__SQL_ALCHEMY_CONN); a mapped task's instances as one span."""
+    """Start, end, state and tries of each task instance of the DAG's latest run in the Airflow
+    metadata database (AIRFLOW__DATABASE__SQL_ALCHEMY_CONN); a mapped task's instances as one span."""
     from urllib.parse import unquote, urlsplit
 
     import psycopg2
@@ -480,7 +484,8 @@ def _task_spans(dag_id: str) -> dict[str, dict]:
     try:
         with conn.cursor() as cur:
             cur.execute("""select ti.task_id, min(ti.start_date), max(ti.end_date),
-                                  case when bool_and(ti.state in ('success', 'skipped')) then 'success' else 'failed' end
+                                  case when bool_and(ti.state in ('success', 'skipped')) then 'success' else 'failed' end,
+                                  max(ti.try_number)
                            from task_instance ti
                            where ti.dag_id = %s and ti.run_id = (select run_id from dag_run where dag_id = %s
                                                                  order by id desc limit 1)
@@ -490,7 +495,7 @@ def _task_spans(dag_id: str) -> dict[str, dict]:
         conn.close()
     if not rows:
         raise SystemExit(f"bench: no task instances of {dag_id} in the Airflow metadata database")
-    return {t: {"start": s, "end": e, "state": st} for t, s, e, st in rows}
+    return {t: {"start": s, "end": e, "state": st, "tries": tries or 0} for t, s, e, st, tries in rows}
 
 
 def _count_rows(warehouse: str, figures: dict) -> None:
