@@ -88,6 +88,16 @@ def test_default_rule_and_recipient_files_load():
     assert r.engineers
 
 
+@pytest.mark.parametrize("days", [0, -5, "90", 2.5, True])
+def test_money_trail_days_must_be_whole_days(tmp_path, days):
+    rules = config.RULES_FILE.read_text().replace("money_trail_days: 90", f"money_trail_days: {days!r}")
+    (tmp_path / "alerts.yml").write_text(rules)
+    with pytest.raises(ConfigError, match="money_trail_days must be a whole number of days"):
+        config.load_rules(tmp_path / "alerts.yml")
+    (tmp_path / "alerts.yml").write_text(config.RULES_FILE.read_text())
+    assert config.load_rules(tmp_path / "alerts.yml").raw["money_trail_days"] == 90
+
+
 def test_defaults_with_default_values_and_url_redaction():
     assert config.substitute("a${X:-b}c", "here", {}) == "abc"
     assert config.substitute("${X}", "here", {"X": "s3cret"}) == "s3cret"

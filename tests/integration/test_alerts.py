@@ -399,3 +399,44 @@ def test_two_schedulers_deciding_at_once_decide_each_alert_once(wh, smtp, http, 
     (n, keys), = q(wh, "select count(*), count(distinct idempotency_key) from alerts.alerts")
     assert n == keys == sum(r["alerts"] + r["digest"] + r["escalations"] + r["silenced"] for r in runs)
     assert q(wh, "select count(distinct run_id) from alerts.messages")[0][0] == 1
+
+
+def test_money_trail_names_only_the_mules_active_in_its_window(wh):
+    """A mule account of bank ZZZZ that received complaint money and withdrew in the top cell
+    200 days before the forecast is named by a 365-day trail, not by the default 90-day one
+    (nor by the decision's routing); the same account active 10 days before is named by both."""
+    from hotspots import db
+    from hotspots.alerts import config
+    from hotspots.alerts.decide import money_trail, trail_since
+
+    cell, fdate = q(wh, """select h3_cell, forecast_date from marts.hotspot_forecast
+                           where horizon_days = 1 order by risk_rank limit 1""")[0]
+    rules = config.load_rules()
+    assert rules.raw["money_trail_days"] == 90
+    conn = db.connect(wh)
+    try:
+        with conn.cursor() as cur:
+            def banks(days: int) -> set[str]:
+                rules.raw["money_trail_days"] = days
+                return {b["bank"] for b in money_trail(cur, [cell], trail_since(rules, [fdate]))[cell]}
+
+            before = banks(90)
+            assert "ZZZZ" not in before and "ZZZY" not in before
+            for bank, ago in (("ZZZZ", 200), ("ZZZY", 10)):
+                at = datetime.combine(fdate - timedelta(days=ago), datetime.min.time(), timezone.utc)
+                cur.execute("""insert into raw.transactions (txn_id, ack_no, layer, from_account, to_account,
+                                   to_ifsc, amount_inr, txn_at, status, extract_date, first_extract_date,
+                                   source_file, source_line)
+                               values (%s, 'ACK-T', 1, 'AC-VICTIM', %s, %s, 50000, %s, 'COMPLETED', %s, %s,
+                                       'test.csv', 1)""",
+                            (f"TXN-{bank}", f"AC-{bank}", f"{bank}0000001", at, at.date(), at.date()))
+                cur.execute("""insert into raw.withdrawals (withdrawal_id, account, channel, amount_inr,
+                                   withdrawn_at, h3_cell, extract_date, first_extract_date, source_file,
+                                   source_line)
+                               values (%s, %s, 'ATM', 40000, %s, %s, %s, %s, 'test.csv', 1)""",
+                            (f"WD-{bank}", f"AC-{bank}", at + timedelta(hours=3), cell, at.date(), at.date()))
+            assert banks(90) == before | {"ZZZY"}
+            assert banks(365) >= before | {"ZZZZ", "ZZZY"}
+    finally:
+        conn.rollback()
+        conn.close()

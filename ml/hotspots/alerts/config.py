@@ -273,6 +273,10 @@ def load_rules(path: Path | str | None = None, environ=None) -> Rules:
             bad = [t for t in spec.get(key, []) if t not in names]
             if bad:
                 raise ConfigError(f"{path}: levels.{level}.{key}: unknown tier(s) {bad}")
+    trail_days = data.get("money_trail_days", 90)
+    if isinstance(trail_days, bool) or not isinstance(trail_days, int) or trail_days < 1:
+        raise ConfigError(f"{path}: money_trail_days must be a whole number of days, at least 1 "
+                          f"(got {trail_days!r})")
     base = substitute(str(data.get("superset_base_url", "${SUPERSET_BASE_URL:-http://127.0.0.1:8088}")),
                       f"{path}: superset_base_url", environ)
     return Rules(tiers=tiers, overrides=data.get("overrides") or {}, levels=levels,
