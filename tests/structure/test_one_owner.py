@@ -125,8 +125,11 @@ def test_raw_table_keys_agree_with_the_dbt_sources():
 
 def test_dbt_uses_of_the_code_sets_are_code_sets():
     sql = (DBT / "models" / "intermediate" / "money_trail" / "int_cell_pressure_daily.sql").read_text()
-    groups = re.findall(r"filter \(\s*where category in \(([^)]*)\)\s*\) as (pressure_\w+)", sql)
+    # Counted per (account, arrival date) in account_days, each group shared out as pressure_<group>.
+    groups = re.findall(r"filter \(\s*where category in \(([^)]*)\)\s*\)::double precision as (\w+)", sql)
     assert len(groups) == 4, groups
+    for _, name in groups:
+        assert re.search(rf"sum\({name} \* cell_share\) filter \(where {name} > 0\) as pressure_{name}\b", sql), name
     used = [c for codes, _ in groups for c in re.findall(r"'([A-Z_]+)'", codes)]
     assert sorted(used) == sorted(contract.CATEGORIES), "each category in exactly one pressure group"
     fixed = yaml.safe_load((DBT / "dbt_project.yml").read_text())["vars"]["fixed_terminal_channels"]
