@@ -95,7 +95,7 @@ def test_money_trail_days_must_be_whole_days(tmp_path, days):
     with pytest.raises(ConfigError, match="money_trail_days must be a whole number of days"):
         config.load_rules(tmp_path / "alerts.yml")
     (tmp_path / "alerts.yml").write_text(config.RULES_FILE.read_text())
-    assert config.load_rules(tmp_path / "alerts.yml").raw["money_trail_days"] == 90
+    assert config.load_rules(tmp_path / "alerts.yml").money_trail_days == 90
 
 
 def test_defaults_with_default_values_and_url_redaction():

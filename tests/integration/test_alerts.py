@@ -412,12 +412,12 @@ def test_money_trail_names_only_the_mules_active_in_its_window(wh):
     cell, fdate = q(wh, """select h3_cell, forecast_date from marts.hotspot_forecast
                            where horizon_days = 1 order by risk_rank limit 1""")[0]
     rules = config.load_rules()
-    assert rules.raw["money_trail_days"] == 90
+    assert rules.money_trail_days == 90
     conn = db.connect(wh)
     try:
         with conn.cursor() as cur:
             def banks(days: int) -> set[str]:
-                rules.raw["money_trail_days"] = days
+                rules.money_trail_days = days
                 return {b["bank"] for b in money_trail(cur, [cell], trail_since(rules, [fdate]))[cell]}
 
             before = banks(90)

@@ -89,6 +89,7 @@ class Rules:
     delivery: dict
     silences: list[dict]
     superset_base_url: str
+    money_trail_days: int = 90
     raw: dict = field(default_factory=dict)
 
     @property
@@ -273,7 +274,7 @@ def load_rules(path: Path | str | None = None, environ=None) -> Rules:
             bad = [t for t in spec.get(key, []) if t not in names]
             if bad:
                 raise ConfigError(f"{path}: levels.{level}.{key}: unknown tier(s) {bad}")
-    trail_days = data.get("money_trail_days", 90)
+    trail_days = data.get("money_trail_days", Rules.money_trail_days)
     if isinstance(trail_days, bool) or not isinstance(trail_days, int) or trail_days < 1:
         raise ConfigError(f"{path}: money_trail_days must be a whole number of days, at least 1 "
                           f"(got {trail_days!r})")
@@ -285,4 +286,4 @@ def load_rules(path: Path | str | None = None, environ=None) -> Rules:
                  repeat_after_days=int(data.get("repeat_after_days", 7)),
                  ack_quiet_days=int(data.get("ack_quiet_days", 7)), daily_cap=int(data.get("daily_cap", 25)),
                  delivery=dict(data.get("delivery") or {}), silences=list(data.get("silences") or []),
-                 superset_base_url=base.rstrip("/"), raw=data)
+                 superset_base_url=base.rstrip("/"), money_trail_days=trail_days, raw=data)

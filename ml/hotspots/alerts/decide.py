@@ -101,8 +101,7 @@ def trail_since(rules: Rules, forecast_dates) -> datetime:
     """Start of the money trail's window: `money_trail_days` (config/alerts.yml) before the
     earliest forecast date, at 00:00 IST."""
     first = min(pd.Timestamp(d).date() for d in forecast_dates)
-    days = int(rules.raw.get("money_trail_days", 90))
-    return datetime.combine(first - timedelta(days=days), datetime.min.time(), IST)
+    return datetime.combine(first - timedelta(days=rules.money_trail_days), datetime.min.time(), IST)
 
 
 def money_trail(cur, cells: list[str], since: datetime | None = None) -> dict[str, list[dict]]:
