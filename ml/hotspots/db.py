@@ -103,10 +103,16 @@ def ensure_roles(conn) -> None:
     (and ref, dbt's seeds), hotspots_reader reads marts and alerts only. The same SQL that
     ``scripts/pg.sh ensure-db NAME postgis`` runs (scripts/warehouse-roles.sql). Then dbt's
     relations that an older dbt run made as the owner are handed to hotspots_dbt (dbt replaces
-    a table or view it rebuilds: only its owner may)."""
+    a table or view it rebuilds: only its owner may).
+
+    Two transactions: the grants commit before any handover. In one, the grants' updates of
+    pg_class rows were held while ALTER ... OWNER waited for a table's lock, and an autovacuum
+    ANALYZE of that table, waiting to update its pg_class row, closed a deadlock (seen failing
+    ingest_extracts' first task on a freshly built warehouse)."""
     with conn, conn.cursor() as cur:
         cur.execute("set local client_min_messages = warning")
         cur.execute(ROLES_SQL.read_text())
+    with conn, conn.cursor() as cur:
         for schema, name in owned_dbt_relations(cur):
             cur.execute(f'alter table "{schema}"."{name}" owner to {DBT_ROLE}')  # views too (alter table works)
             log.info("roles: %s.%s now owned by %s", schema, name, DBT_ROLE)
