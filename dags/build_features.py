@@ -1,10 +1,12 @@
 """Build the H3 feature warehouse with dbt (through Cosmos) after each ingest.
 
 register_cells (H3 geometry, parents, neighbours: no H3 in PostgreSQL here) ->
-dbt_features (the daily path: fct_cell_daily_features and everything it reads, one task
-per model, then their tests and unit tests) -> publish (emits the cell_features Asset:
-forecasting can start) -> dbt_marts (targets, cells, districts, money trail, then every
-remaining test, relationships across both groups included). Triggered by raw_extracts,
+dbt_features (the daily path: one Cosmos `dbt build` of fct_cell_daily_features and everything
+it reads, each model's tests and unit tests right after it, a failure stopping what depends on
+it; the forecast waits on this path, and one dbt invocation costs a second where a task per model
+cost a second each) -> publish (emits the cell_features Asset: forecasting can start) ->
+dbt_marts (targets, cells, districts, money trail: one task per model, then every remaining
+test, relationships across both groups included). Triggered by raw_extracts,
 for the warehouse its events name (resolve_warehouse; hotspots.orchestration), or the
 warehouse param on a manual run. Every task connects as hotspots_dbt (Cosmos' profile mapping
 from that Airflow connection; docs/architecture.md, Database roles).
@@ -19,6 +21,7 @@ from pathlib import Path
 from airflow.sdk import dag, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
+from cosmos.operators.local import DbtBuildLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from hotspots import db, orchestration
@@ -57,31 +60,34 @@ def build_features():
         print(f"progress: {n} new H3 cells registered")
         return n
 
-    def dbt_group(group_id: str, indirect: TestIndirectSelection, **selection) -> DbtTaskGroup:
-        return DbtTaskGroup(
-            group_id=group_id,
-            project_config=ProjectConfig(dbt_project_path=DBT_DIR),
-            # dbt's Airflow connection (hotspots_dbt: server, port, login, password); the database
-            # is the run's warehouse, read by dbt from WAREHOUSE (templated below) when it runs.
-            profile_config=ProfileConfig(profile_name="hotspots", target_name="warehouse",
-                                         profile_mapping=PostgresUserPasswordProfileMapping(
-                                             conn_id=DBT_CONN_ID,
-                                             profile_args={"dbname": "{{ env_var('WAREHOUSE') }}", "schema": "dbt",
-                                                           "threads": 2})),
-            execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
-                                             invocation_mode=InvocationMode.DBT_RUNNER,
-                                             test_indirect_selection=indirect),
-            render_config=RenderConfig(load_method=LoadMode.DBT_LS, test_behavior=TestBehavior.AFTER_ALL,
-                                       emit_datasets=False, **selection),
-            operator_args={"env": {"WAREHOUSE": orchestration.WAREHOUSE_TEMPLATE}, "append_env": True,
-                           "install_deps": False},
-        )
+    # dbt's Airflow connection (hotspots_dbt: server, port, login, password); the database is the
+    # run's warehouse, read by dbt from WAREHOUSE (templated below) when it runs.
+    profile = ProfileConfig(profile_name="hotspots", target_name="warehouse",
+                            profile_mapping=PostgresUserPasswordProfileMapping(
+                                conn_id=DBT_CONN_ID,
+                                profile_args={"dbname": "{{ env_var('WAREHOUSE') }}", "schema": "dbt", "threads": 2}))
+    dbt_env = {"env": {"WAREHOUSE": orchestration.WAREHOUSE_TEMPLATE}, "append_env": True, "install_deps": False}
 
-    # The daily path first: its tests only where all their models are in it (cautious).
-    features = dbt_group("dbt_features", TestIndirectSelection.CAUTIOUS, select=[DAILY_PATH])
-    # Then the rest: tests touching any of its models (eager), so tests across both groups run here.
-    marts = dbt_group("dbt_marts", TestIndirectSelection.EAGER, select=["path:models", "path:seeds"],
-                      exclude=[DAILY_PATH])
+    # The daily path in one dbt invocation: `dbt build` runs each model's tests (and unit tests) as
+    # soon as it is built and skips what depends on a failure; its tests only where all their models
+    # are in it (cautious). The task's log and dbt's run_results name each model's outcome.
+    features = DbtBuildLocalOperator(task_id="dbt_features", project_dir=str(DBT_DIR), profile_config=profile,
+                                     select=DAILY_PATH, indirect_selection=TestIndirectSelection.CAUTIOUS.value,
+                                     invocation_mode=InvocationMode.DBT_RUNNER, emit_datasets=False, **dbt_env)
+
+    # Then the rest, one task per model: tests touching any of its models (eager), so tests across
+    # both parts run here.
+    marts = DbtTaskGroup(
+        group_id="dbt_marts",
+        project_config=ProjectConfig(dbt_project_path=DBT_DIR),
+        profile_config=profile,
+        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
+                                         invocation_mode=InvocationMode.DBT_RUNNER,
+                                         test_indirect_selection=TestIndirectSelection.EAGER),
+        render_config=RenderConfig(load_method=LoadMode.DBT_LS, test_behavior=TestBehavior.AFTER_ALL,
+                                   emit_datasets=False, select=["path:models", "path:seeds"], exclude=[DAILY_PATH]),
+        operator_args=dbt_env,
+    )
 
     @task(outlets=[CELL_FEATURES])
     def publish(warehouse: str, outlet_events=None) -> dict:

@@ -76,7 +76,8 @@ TARGETS = [
     ("one_day", "one national day end to end < 60 s (ingest, incremental build, scoring, alerts: "
                 "each stage in its own process, without Airflow)", "<", 60, "s"),
     ("one_day_airflow", "one national day under Airflow < 60 s excluding Airflow's start-up (`airflow dags test` "
-                        "of each DAG; first task's start to last task's end, the features to their publish task)",
+                        "of each DAG; first task's start to last task's end, the features to their publish task, "
+                        "less the in-process task runner's start-up before the first task's own code)",
      "<", 60, "s"),
     ("one_day_airflow_all", "one national day under Airflow < 2 min in all (the four `airflow dags test` "
                             "processes, start-up included; the features to their publish task)", "<", 120, "s"),
@@ -451,24 +452,50 @@ def _airflow_day(a, day_landing: Path, extract: Path, figures: dict) -> None:
             end = (spans["publish"]["end"] if dag == "build_features"
                    else max(t["end"] for t in spans.values()))
             tasks_s = (end - first).total_seconds()
+            startup = runner_startup_s(r["stdout"])  # Airflow's own, inside the first task's span
             # The process's start-up (before its first task) and, for the features, the marts after publish.
             counted = r["wall_s"] - (max(t["end"] for t in spans.values()) - end).total_seconds()
             _stage(figures, stage, r["wall_s"], None, r["peak_rss_gib"], tasks_s=round(tasks_s, 1),
-                   counted_s=round(counted, 1), tasks=len(spans))
+                   counted_s=round(counted, 1), tasks=len(spans), runner_startup_s=round(startup, 1))
             day["dags"][dag] = {"wall_s": round(r["wall_s"], 1), "tasks_s": round(tasks_s, 1),
+                                "runner_startup_s": round(startup, 1), "work_s": round(tasks_s - startup, 1),
                                 "counted_s": round(counted, 1), "tasks": len(spans), "retried": retried,
                                 "slowest": sorted(((k, round((t["end"] - t["start"]).total_seconds(), 1))
                                                    for k, t in spans.items()), key=lambda x: -x[1])[:5]}
             print(f"bench: {dag} under Airflow: {r['wall_s']:.1f} s in all, its {len(spans)} tasks "
-                  f"{tasks_s:.1f} s" + (" to publish" if dag == "build_features" else ""))
+                  f"{tasks_s:.1f} s" + (" to publish" if dag == "build_features" else "")
+                  + f" (of which the task runner's start-up {startup:.1f} s)")
         day["emails_kept"] = rec.emails_kept()
         day["webhooks_received"] = rec.http.count
-    day["tasks_s"] = round(sum(d["tasks_s"] for d in day["dags"].values()), 1)
-    day["all_s"] = round(sum(d["counted_s"] for d in day["dags"].values()), 1)
+    for k in ("tasks_s", "runner_startup_s", "work_s", "counted_s"):
+        day[k] = round(sum(d[k] for d in day["dags"].values()), 1)
+    day["all_s"] = day.pop("counted_s")
     figures["airflow_day"] = day
-    print(f"bench: one national day under Airflow: {day['tasks_s']} s of tasks (target < 60 s), "
+    print(f"bench: one national day under Airflow: {day['work_s']} s of tasks without the task runner's "
+          f"start-up (target < 60 s; {day['tasks_s']} s with it), "
           f"{day['all_s']} s with each DAG's start-up (target < 120 s); {day['emails_kept']} emails and "
           f"{day['webhooks_received']} webhooks received")
+
+
+_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z? ")
+
+
+def runner_startup_s(output: str) -> float:
+    """Seconds from `airflow dags test`'s "[DAG TEST] running task" of its first task to that
+    task's "Task started" (the in-process execution API and task runner starting: Airflow's
+    own start-up, inside the first task's span in the metadata database); 0 when either line
+    is missing."""
+    running = started = None
+    for line in output.splitlines():
+        m = _LOG_TIME.match(line)
+        if not m:
+            continue
+        if running is None and "[DAG TEST] running task" in line:
+            running = datetime.fromisoformat(m.group(1))
+        elif running is not None and "Task started" in line:
+            started = datetime.fromisoformat(m.group(1))
+            break
+    return max((started - running).total_seconds(), 0.0) if running and started else 0.0
 
 
 def _task_spans(dag_id: str) -> dict[str, dict]:
@@ -603,7 +630,8 @@ def targets(figures: dict) -> list[dict]:
         "backfill": total(BACKFILL),
         "training": total(["train"]),
         "one_day": total(ONE_DAY),
-        "one_day_airflow": ((figures["airflow_day"]["tasks_s"], "") if "airflow_day" in figures
+        "one_day_airflow": ((figures["airflow_day"].get("work_s", figures["airflow_day"]["tasks_s"]), "")
+                            if "airflow_day" in figures
                             else (None, "run with --airflow-day")),
         "one_day_airflow_all": ((figures["airflow_day"]["all_s"], "") if "airflow_day" in figures
                                 else (None, "run with --airflow-day")),

@@ -73,11 +73,17 @@ def test_ingest_dag_shape(dagbag):
 def test_features_dag_publishes_after_the_daily_path(dagbag):
     dag = dagbag.dags["build_features"]
     ids = set(dag.task_dict)
-    assert "dbt_features.fct_cell_daily_features_run" in ids and "dbt_marts.fct_cell_targets_run" in ids
-    assert not any(t.startswith("dbt_features.") and "money_trail" in t for t in ids)
+    # The daily path is one `dbt build` (models, their tests and unit tests, cautious), the rest a
+    # task per model.
+    daily = dag.task_dict["dbt_features"]
+    assert type(daily).__name__ == "DbtBuildLocalOperator" and daily.base_cmd == ["build"]
+    assert daily.select == "+fct_cell_daily_features" and daily.indirect_selection == "cautious"
+    assert "dbt_marts.fct_cell_targets_run" in ids and "dbt_marts.fct_money_trail_run" in ids
+    assert not any(t.startswith("dbt_marts.") and "daily_features" in t for t in ids)
     upstream = dag.task_dict["publish"].get_flat_relative_ids(upstream=True)
     downstream = dag.task_dict["publish"].get_flat_relative_ids(upstream=False)
-    assert "dbt_features.fct_cell_daily_features_run" in upstream and "register_cells" in upstream
+    assert {"dbt_features", "register_cells"} <= upstream
+    assert "register_cells" in daily.upstream_task_ids
     assert {t for t in ids if t.startswith("dbt_marts.")} <= downstream
     assert {a.name for a in dag.task_dict["publish"].outlets} == {"cell_features"}
 
