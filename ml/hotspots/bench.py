@@ -62,8 +62,8 @@ DESCRIBE = {
     "score_day": "one new extract date: scoring",
     "alerts": "one day's alerts: decide and deliver (local SMTP and webhook receivers)",
     "airflow_ingest": "another new extract date under Airflow: `airflow dags test ingest_extracts`",
-    "airflow_features": "`airflow dags test build_features` (cells, the daily path per model with Cosmos, its "
-                        "tests, publish; then the other marts and every remaining test)",
+    "airflow_features": "`airflow dags test build_features` (cells, the daily path in one Cosmos `dbt build` "
+                        "with its tests, publish; then the other marts, a task per model, and every remaining test)",
     "airflow_score": "`airflow dags test score_hotspots`",
     "airflow_alerts": "`airflow dags test dispatch_alerts` (local SMTP and webhook receivers)",
     "superset": "dashboards rendered in headless Chromium",

@@ -126,6 +126,12 @@ def test_model_fits_from_the_past_only_and_saves_and_loads(tmp_path):
     np.testing.assert_array_equal(two.predict(test, 1)[0], mu)
     assert two.clone({"num_threads": 1}).params["num_threads"] == 1 and two.clone().params["num_threads"] == 2
     assert HotspotModel(features=["x"], params={**params, "num_leaves": 7}).recipe() != m.recipe()
+    # Boosters trained two at a time (train.fit_workers) are the same trees, in the same order.
+    par = HotspotModel(features=["x"], params=params, rounds=30, workers=2).fit(rows, arr, origin)
+    assert par.recipe() == m.recipe() and list(par.boosters) == list(m.boosters) == ["mu_1", "p_1", "mu_7", "p_7"]
+    for name, b in m.boosters.items():
+        assert par.boosters[name].model_to_string() == b.model_to_string(), name
+    assert par.clone().workers == 2 and par.clone(workers=1).workers == 1
     with pytest.raises(ValueError, match="no settled labels"):
         HotspotModel(features=["x"], params=params, rounds=5).fit(rows, arr, D("2026-01-03"))
 
@@ -144,3 +150,15 @@ def test_clairvoyant_references_read_the_window_the_day_before_and_the_week_befo
     assert got["truth_last_day"][(1, "a")] == 10.0    # the day before, for either horizon
     assert got["truth_last_day"][(7, "a")] == 10.0
     assert got["truth_last_7_days"][(1, "b")] == sum(100.0 - d for d in range(3, 10))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True])
+def test_fit_workers_must_be_a_whole_number_of_at_least_one(bad):
+    from hotspots import settings
+    from hotspots.forecast.model import fit_workers, from_config
+
+    cfg = settings.forecast_config()
+    assert fit_workers(cfg) == from_config(cfg, ["x"]).workers >= 1
+    cfg["train"]["fit_workers"] = bad
+    with pytest.raises(ValueError, match="train.fit_workers"):
+        fit_workers(cfg)

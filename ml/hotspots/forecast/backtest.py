@@ -19,7 +19,7 @@ import pandas as pd
 from hotspots.errors import BadRequest, NotReady
 from hotspots.forecast import data, metrics
 from hotspots.forecast.baselines import configured, p_any_from_mu
-from hotspots.forecast.model import HotspotModel, from_config, runtime_params
+from hotspots.forecast.model import HotspotModel, fit_workers, from_config, runtime_params
 
 MODEL = "model"
 
@@ -69,7 +69,7 @@ def rolling(inputs: Inputs, start, end, cfg: dict, baselines=None, champion: Hot
             continue
         t0 = time.perf_counter()
         model = factory(feats).fit(train, inputs.arrived, origin)
-        champion_refit = (champion.clone(runtime_params(cfg)).fit(train, inputs.arrived, origin)
+        champion_refit = (champion.clone(runtime_params(cfg), fit_workers(cfg)).fit(train, inputs.arrived, origin)
                           if champion is not None else None)
         for h in horizons:
             out[MODEL].append(forecast_frame(test, h, *model.predict(test, h)))

@@ -54,7 +54,7 @@ GBM_PARAMS = {
     "num_leaves": 15,
     "learning_rate": 0.05,
     "min_data_in_leaf": 50,
-    "num_threads": 2,  # as the model's (config/forecast.yml)
+    "num_threads": 2,  # configured() gives it the model's (config/forecast.yml train.lightgbm.num_threads)
     "verbose": -1,
     "seed": 20240601,
     "deterministic": True,
@@ -326,6 +326,8 @@ def configured(name: str, cfg: dict) -> Baseline:
     """The baseline `name` as the evaluation fits it: the learned one (lag_gbm) from the model's
     history window and with its sampling of zero labels (config/forecast.yml, train)."""
     if name == "lag_gbm":
-        return LagGBMBaseline(negative_rate=float(cfg["train"].get("negative_rate", 1.0)),
+        threads = cfg["train"].get("lightgbm", {}).get("num_threads")
+        return LagGBMBaseline(params={"num_threads": threads} if threads else None,
+                              negative_rate=float(cfg["train"].get("negative_rate", 1.0)),
                               history_days=int(cfg["train"]["history_days"]))
     return BASELINES[name]()

@@ -279,14 +279,16 @@ def _check_frame(df: pd.DataFrame, name: str, cols: Iterable[str]) -> None:
         raise ValueError(f"{name} has duplicate (forecast_date, horizon_days, h3_cell) rows")
 
 
-def _group_metrics(g: pd.DataFrame, ks: Sequence[int], with_truth: bool) -> dict:
-    score = g["_score"].to_numpy(dtype=float)
-    y = g["realised"].to_numpy(dtype=float)
+def _group_metrics(cols: dict[str, np.ndarray], ks: Sequence[int], with_truth: bool) -> dict:
+    """One group's metrics from its rows' arrays (``_score``, ``realised``, ``expected``,
+    ``_evaluated``, ``expected_withdrawals``, ``p_any``), sorted by cell."""
+    score = cols["_score"]
+    y = cols["realised"]
     order = _ranking(score)
     total = float(y.sum())
     out: dict = {"n_candidates": len(order), "realised_total": total,
                  "realised_unscored": float(y[np.isnan(score)].sum())}
-    truth = g["expected"].to_numpy(dtype=float) if with_truth else None
+    truth = cols["expected"] if with_truth else None
     for k in ks:
         n = min(k, len(order))
         cap = _ratio(_top_sum(y, order, n), total)
@@ -295,10 +297,23 @@ def _group_metrics(g: pd.DataFrame, ks: Sequence[int], with_truth: bool) -> dict
         out[f"pei_{k}"] = _ratio(_top_sum(y, order, n), _best_sum(y, n))
         if with_truth:
             out[f"pei_truth_{k}"] = _ratio(_top_sum(truth, order, n), _best_sum(truth, n))
-    ev = g["_evaluated"].to_numpy(dtype=bool)
-    out["poisson_deviance"] = poisson_deviance(g["expected_withdrawals"].to_numpy(dtype=float)[ev], y[ev])
-    out["brier"] = brier_score(g["p_any"].to_numpy(dtype=float)[ev], y[ev])
+    ev = cols["_evaluated"]
+    out["poisson_deviance"] = poisson_deviance(cols["expected_withdrawals"][ev], y[ev])
+    out["brier"] = brier_score(cols["p_any"][ev], y[ev])
     return out
+
+
+def _runs(df: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end row of each run of equal ``keys`` in a frame sorted by them (NaN equal to NaN)."""
+    change = np.zeros(len(df), dtype=bool)
+    if len(df):
+        change[0] = True
+    for c in keys:
+        a = df[c]
+        prev = a.shift()
+        change |= ~((a == prev) | (a.isna() & prev.isna())).to_numpy(dtype=bool)
+    starts = np.flatnonzero(change)
+    return starts, np.append(starts[1:], len(df))
 
 
 def evaluate(forecasts: pd.DataFrame, realised: pd.DataFrame, ks: Sequence[int] = (50, 200, 1000),
@@ -387,10 +402,16 @@ def evaluate(forecasts: pd.DataFrame, realised: pd.DataFrame, ks: Sequence[int] 
         df[by] = df[by].fillna(df[CELL].map(lookup))
         group_keys.append(by)
 
-    df = df.sort_values(group_keys + [CELL], kind="stable")
-    rows = []
-    for key, g in df.groupby(group_keys, sort=True, dropna=False):
-        rows.append({**dict(zip(group_keys, key, strict=True)), **_group_metrics(g, ks, with_truth)})
+    # Sorted by the group keys (NaN last), each group's rows are one run: its metrics read slices
+    # of whole-column arrays, not a frame per group.
+    df = df.sort_values(group_keys + [CELL], kind="stable", na_position="last").reset_index(drop=True)
+    arrays = {c: df[c].to_numpy(dtype=float) for c in ["_score", "realised", "expected_withdrawals", "p_any"]
+              + (["expected"] if with_truth else [])}
+    arrays["_evaluated"] = df["_evaluated"].to_numpy(dtype=bool)
+    starts, ends = _runs(df, group_keys)
+    keys = df[group_keys].iloc[starts].to_dict("records")
+    rows = [{**key, **_group_metrics({c: a[s:e] for c, a in arrays.items()}, ks, with_truth)}
+            for key, s, e in zip(keys, starts, ends, strict=True)]
     out = pd.DataFrame(rows)
     if out.empty:
         out = pd.DataFrame(columns=group_keys)

@@ -10,6 +10,7 @@ LightGBM text models plus a JSON card, and wrapped as an MLflow pyfunc for the r
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,31 @@ def runtime_params(cfg: dict) -> dict:
     return {k: v for k, v in cfg["train"]["lightgbm"].items() if k in RUNTIME_PARAMS}
 
 
+def fit_workers(cfg: dict) -> int:
+    """How many boosters train at once (config/forecast.yml train.fit_workers), each with
+    lightgbm.num_threads threads; like those, not part of the recipe."""
+    n = cfg["train"].get("fit_workers", 1)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"config/forecast.yml: train.fit_workers must be a whole number >= 1, not {n!r}")
+    return n
+
+
+def train_boosters(params: dict, jobs: dict[str, tuple], rounds: int, workers: int = 1) -> dict[str, lgb.Booster]:
+    """One booster per job (name -> (objective, x, y, weight)), ``workers`` at a time. LightGBM
+    releases the GIL while it builds a dataset and boosts, so threads use the cores; with
+    ``deterministic`` each booster's trees do not depend on what else runs. Returned in the
+    jobs' order."""
+    def one(job):
+        objective, x, y, w = job
+        return lgb.train({**params, "objective": objective}, lgb.Dataset(x, y, weight=w), rounds)
+
+    if workers <= 1 or len(jobs) <= 1:
+        return {name: one(job) for name, job in jobs.items()}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lightgbm") as pool:
+        futures = {name: pool.submit(one, job) for name, job in jobs.items()}
+        return {name: f.result() for name, f in futures.items()}
+
+
 @dataclass
 class HotspotModel:
     features: list[str]
@@ -40,6 +66,7 @@ class HotspotModel:
     settle_quantile: float = 0.95
     boosters: dict[str, lgb.Booster] = field(default_factory=dict)
     card: dict = field(default_factory=dict)
+    workers: int = 1  # boosters trained at once (train.fit_workers): how, not what; not in the recipe
 
     def recipe(self) -> dict:
         """What defines how this model is made (not what it learned): compared by the gate."""
@@ -48,13 +75,15 @@ class HotspotModel:
                 "horizons": list(self.horizons), "negative_rate": self.negative_rate,
                 "history_days": self.history_days, "settle_quantile": self.settle_quantile}
 
-    def clone(self, runtime: dict | None = None) -> HotspotModel:
-        """An unfitted model of the same recipe, trained with `runtime` (RUNTIME_PARAMS) when given."""
+    def clone(self, runtime: dict | None = None, workers: int | None = None) -> HotspotModel:
+        """An unfitted model of the same recipe, trained with `runtime` (RUNTIME_PARAMS) and
+        `workers` when given."""
         r = self.recipe()
         params = {**r["params"], **{k: v for k, v in self.params.items() if k in RUNTIME_PARAMS}, **(runtime or {})}
         return HotspotModel(features=r["features"], params=params, rounds=r["rounds"],
                             horizons=tuple(r["horizons"]), negative_rate=r["negative_rate"],
-                            history_days=r["history_days"], settle_quantile=r["settle_quantile"])
+                            history_days=r["history_days"], settle_quantile=r["settle_quantile"],
+                            workers=self.workers if workers is None else workers)
 
     # --- training -------------------------------------------------------------------
     def fit(self, rows: pd.DataFrame, arrived: pd.DataFrame, origin, settle: int | None = None) -> HotspotModel:
@@ -67,23 +96,21 @@ class HotspotModel:
         daily = data.daily_counts(known)
         self.card = {"origin": str(origin.date()), "settle_days": settle, "features": self.features,
                      "horizons": list(self.horizons), "negative_rate": self.negative_rate, "train": {}}
+        jobs = {}  # per horizon: the expected count (Poisson) and P(any) (binary), on the same rows
         for h in self.horizons:
             train = past[data.trainable(past, h, origin, settle)]
             y = data.window_sums(train, daily, h)
             if len(train) == 0 or y.sum() == 0:
                 raise ValueError(f"no settled labels to train horizon {h} at origin {origin.date()}")
             x, y, w = self._sample(train, y, seed=h)
-            params = {**self.params, "objective": "poisson"}
-            self.boosters[f"mu_{h}"] = lgb.train(params, lgb.Dataset(x, y, weight=w, free_raw_data=True),
-                                                 self.rounds)
-            params = {**self.params, "objective": "binary"}
-            self.boosters[f"p_{h}"] = lgb.train(params, lgb.Dataset(x, (y > 0).astype(float), weight=w),
-                                                self.rounds)
+            jobs[f"mu_{h}"] = ("poisson", x, y, w)
+            jobs[f"p_{h}"] = ("binary", x, (y > 0).astype(float), w)
             self.card["train"][str(h)] = {
                 "rows": int(len(train)), "rows_used": int(len(y)), "positives": int((y > 0).sum()),
                 "first_date": str(train["feature_date"].min().date()),
                 "last_date": str(train["feature_date"].max().date()),
             }
+        self.boosters = train_boosters(self.params, jobs, self.rounds, self.workers)
         return self
 
     def _sample(self, train: pd.DataFrame, y: np.ndarray, seed: int):
@@ -102,8 +129,10 @@ class HotspotModel:
         if len(rows) == 0:
             return np.zeros(0), np.zeros(0)
         x = rows[self.features].to_numpy(dtype=np.float32)
-        mu = self.boosters[f"mu_{horizon}"].predict(x, num_threads=self.params.get("num_threads", 0))
-        p = self.boosters[f"p_{horizon}"].predict(x, num_threads=self.params.get("num_threads", 0))
+        # One prediction at a time: the threads of all the workers (the same values with any number).
+        threads = int(self.params.get("num_threads", 0)) * max(self.workers, 1)
+        mu = self.boosters[f"mu_{horizon}"].predict(x, num_threads=threads)
+        p = self.boosters[f"p_{horizon}"].predict(x, num_threads=threads)
         return np.maximum(mu, 0.0), np.clip(p, 0.0, 1.0)
 
     def contributions(self, rows: pd.DataFrame, horizon: int) -> np.ndarray:
@@ -150,7 +179,8 @@ def from_config(cfg: dict, features: list[str]) -> HotspotModel:
     t = cfg["train"]
     return HotspotModel(features=list(features), params=dict(t["lightgbm"]), rounds=int(t["rounds"]),
                         horizons=tuple(cfg["horizons"]), negative_rate=float(t.get("negative_rate", 1.0)),
-                        history_days=int(t["history_days"]), settle_quantile=float(t.get("settle_quantile", 0.95)))
+                        history_days=int(t["history_days"]), settle_quantile=float(t.get("settle_quantile", 0.95)),
+                        workers=fit_workers(cfg))
 
 
 def __getattr__(name: str):
