@@ -331,6 +331,20 @@ def test_evaluate_by_district_without_a_mapping_shows_unmapped_cells():
     assert r["capture_rate_1"] == 0.0 and math.isnan(r["pai_1"])
 
 
+@pytest.mark.parametrize("dtype", ["string[pyarrow]", "string"])
+def test_evaluate_by_district_is_the_same_with_nullable_string_districts(dtype):
+    """Districts read from the warehouse may come as a nullable string dtype (missing = NA): the
+    groups, the unmapped cells' NaN row included, are those of plain Python strings."""
+    plain = evaluate(toy_forecasts(), toy_realised(), ks=(1, 3), by="district")
+    f = toy_forecasts()
+    f["district"] = f["district"].astype(dtype)
+    typed = evaluate(f, toy_realised(), ks=(1, 3), by="district")
+    assert typed["district"].isna().sum() == plain["district"].isna().sum() == 1
+    pd.testing.assert_frame_equal(typed.drop(columns="district"), plain.drop(columns="district"))
+    names = [[d if isinstance(d, str) else None for d in m["district"]] for m in (typed, plain)]
+    assert names[0] == names[1]
+
+
 def test_evaluate_ties_go_to_the_smaller_cell_id_whatever_the_row_order():
     f = pd.DataFrame({"h3_cell": ["c", "a"], "forecast_date": D1, "horizon_days": 1,
                       "expected_withdrawals": [1.0, 1.0], "p_any": [0.5, 0.5]})

@@ -311,7 +311,8 @@ def _runs(df: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
     for c in keys:
         a = df[c]
         prev = a.shift()
-        change |= ~((a == prev) | (a.isna() & prev.isna())).to_numpy(dtype=bool)
+        same = np.asarray((a == prev).fillna(False), dtype=bool)  # nullable dtypes: NA compares as NA
+        change |= ~(same | (a.isna() & prev.isna()).to_numpy(dtype=bool))
     starts = np.flatnonzero(change)
     return starts, np.append(starts[1:], len(df))
 
