@@ -3,7 +3,7 @@
     incremental_strategy='delete+insert',
     on_schema_change='sync_all_columns',
     unique_key='terminal_id',
-    indexes=[{'columns': ['terminal_id', 'valid_from'], 'unique': true}],
+    indexes=[{'columns': ['terminal_id', 'valid_from'], 'unique': true}, {'columns': ['built_at']}],
 ) }}
 -- Where each terminal is, as known from each extract date on: the res-8 cell most of its
 -- reports with good coordinates fell in (repaired swaps included; ties go to the cell
