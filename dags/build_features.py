@@ -4,7 +4,9 @@ register_cells (H3 geometry, parents, neighbours: no H3 in PostgreSQL here) ->
 dbt_features (the daily path: one Cosmos `dbt build` of fct_cell_daily_features and everything
 it reads, each model's tests and unit tests right after it, a failure stopping what depends on
 it; the forecast waits on this path, and one dbt invocation costs a second where a task per model
-cost a second each) -> publish (emits the cell_features Asset: forecasting can start) ->
+cost a second each; its data tests read the rows the build can have changed: dbt var
+test_scope=built, dbt/macros/test_scope.sql) -> publish (emits the cell_features Asset:
+forecasting can start) -> dbt_features_audit (the same path's data tests on every row) and
 dbt_marts (targets, cells, districts, money trail: one task per model, then every remaining
 test, relationships across both groups included). Triggered by raw_extracts,
 for the warehouse its events name (resolve_warehouse; hotspots.orchestration), or the
@@ -21,7 +23,7 @@ from pathlib import Path
 from airflow.sdk import dag, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
-from cosmos.operators.local import DbtBuildLocalOperator
+from cosmos.operators.local import DbtBuildLocalOperator, DbtTestLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from hotspots import db, orchestration
@@ -70,10 +72,20 @@ def build_features():
 
     # The daily path in one dbt invocation: `dbt build` runs each model's tests (and unit tests) as
     # soon as it is built and skips what depends on a failure; its tests only where all their models
-    # are in it (cautious). The task's log and dbt's run_results name each model's outcome.
+    # are in it (cautious). The task's log and dbt's run_results name each model's outcome. Its data
+    # tests read the rows this build can have changed (test_scope: built): over two national years
+    # a unique test of every transfer ever loaded would cost more than the day's whole build.
     features = DbtBuildLocalOperator(task_id="dbt_features", project_dir=str(DBT_DIR), profile_config=profile,
                                      select=DAILY_PATH, indirect_selection=TestIndirectSelection.CAUTIOUS.value,
+                                     vars={"test_scope": "built"},
                                      invocation_mode=InvocationMode.DBT_RUNNER, emit_datasets=False, **dbt_env)
+
+    # After publish, off the forecast's path: the same data tests on every row (the unit tests
+    # ran in the build), so nothing the scope leaves out goes unchecked for longer than a day's run.
+    audit = DbtTestLocalOperator(task_id="dbt_features_audit", project_dir=str(DBT_DIR), profile_config=profile,
+                                 select=DAILY_PATH, exclude="test_type:unit",
+                                 indirect_selection=TestIndirectSelection.CAUTIOUS.value,
+                                 invocation_mode=InvocationMode.DBT_RUNNER, emit_datasets=False, **dbt_env)
 
     # Then the rest, one task per model: tests touching any of its models (eager), so tests across
     # both parts run here.
@@ -97,7 +109,8 @@ def build_features():
         orchestration.emit(outlet_events, CELL_FEATURES, warehouse, last_feature_date=str(f["last"]))
         return {"rows": f["rows"], "cells": f["cells"], "first": str(f["first"]), "last": str(f["last"])}
 
-    register_cells(warehouse) >> features >> publish(warehouse) >> marts
+    published = register_cells(warehouse) >> features >> publish(warehouse)
+    published >> [audit, marts]
 
 
 build_features()

@@ -74,14 +74,18 @@ init() {
     --auth-host=scram-sha-256 --auth-local=trust >/dev/null
   rm -f "$pwfile"
   cat >> "$DATA/postgresql.conf" <<CONF
-# project settings (scripts/pg.sh)
-shared_buffers = 512MB
-work_mem = 64MB
-maintenance_work_mem = 512MB
-max_connections = 200
-synchronous_commit = off
+# project settings: given at every start by scripts/pg.sh (SERVER_SETTINGS), over this file
 CONF
 }
+
+# The server's settings, on the command line of every start, so that a cluster made by an older
+# version of this script gets them at its next start (docker-compose.yml gives the production
+# container the same). The write path: with PostgreSQL's default max_wal_size (1 GB) the ingest of
+# a national history checkpointed every 1 to 5 s, and every index page it touched after a
+# checkpoint went to the WAL whole again (docs/benchmarks-notes.md, ingest_ratio).
+SERVER_SETTINGS="-c shared_buffers=2GB -c work_mem=64MB -c maintenance_work_mem=512MB -c max_connections=200
+  -c synchronous_commit=off -c max_wal_size=8GB -c min_wal_size=1GB -c checkpoint_timeout=15min
+  -c wal_compression=lz4"
 
 running() { as_owner "$PGBIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; }
 
@@ -91,7 +95,8 @@ start() {
   mkdir -p "$RUN"
   if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$RUN"; fi
   as_owner "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \
-    -o "-p $PGPORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$RUN" start >/dev/null
+    -o "-p $PGPORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$RUN $(echo $SERVER_SETTINGS)" \
+    start >/dev/null
   echo "pg: running on $PGHOST:$PGPORT (log $LOG)"
 }
 

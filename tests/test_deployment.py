@@ -388,3 +388,14 @@ def test_pipeline_lock_has_the_celery_executor():
     assert "-r pipeline-runtime.in" in (ROOT / "requirements" / "pipeline.in").read_text()
     assert "apache-airflow-providers-celery" in (ROOT / "requirements" / "pipeline-runtime.in").read_text()
     assert "redis-server" in re.search(r"^SYSTEM_PACKAGES := (.*)$", (ROOT / "Makefile").read_text(), re.M).group(1)
+
+
+def test_the_production_database_runs_with_the_native_paths_server_settings():
+    """docker-compose.yml's PostGIS container gets the settings scripts/pg.sh starts the native
+    cluster with (SERVER_SETTINGS): the write path's WAL and checkpoints above all."""
+    text = (ROOT / "scripts" / "pg.sh").read_text()
+    native = shlex.split(re.search(r'^SERVER_SETTINGS="([^"]*)"', text, re.M).group(1))
+    command = raw()["services"]["postgis"]["command"]
+    assert command[0] == "postgres" and command[1:] == native
+    settings = dict(v.split("=", 1) for v in native if v != "-c")
+    assert settings["max_wal_size"] == "8GB" and settings["checkpoint_timeout"] == "15min"

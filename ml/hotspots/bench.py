@@ -63,7 +63,8 @@ DESCRIBE = {
     "alerts": "one day's alerts: decide and deliver (local SMTP and webhook receivers)",
     "airflow_ingest": "another new extract date under Airflow: `airflow dags test ingest_extracts`",
     "airflow_features": "`airflow dags test build_features` (cells, the daily path in one Cosmos `dbt build` "
-                        "with its tests, publish; then the other marts, a task per model, and every remaining test)",
+                        "with its tests on the rows it changed, publish; then the same tests on every row, the "
+                        "other marts, a task per model, and every remaining test)",
     "airflow_score": "`airflow dags test score_hotspots`",
     "airflow_alerts": "`airflow dags test dispatch_alerts` (local SMTP and webhook receivers)",
     "superset": "dashboards rendered in headless Chromium",

@@ -78,6 +78,12 @@ def test_features_dag_publishes_after_the_daily_path(dagbag):
     daily = dag.task_dict["dbt_features"]
     assert type(daily).__name__ == "DbtBuildLocalOperator" and daily.base_cmd == ["build"]
     assert daily.select == "+fct_cell_daily_features" and daily.indirect_selection == "cautious"
+    # Its data tests read what the build can have changed; after publish, the same tests read every row.
+    assert daily.vars == {"test_scope": "built"}
+    audit = dag.task_dict["dbt_features_audit"]
+    assert type(audit).__name__ == "DbtTestLocalOperator" and audit.base_cmd == ["test"]
+    assert audit.select == daily.select and audit.indirect_selection == "cautious" and not audit.vars
+    assert audit.upstream_task_ids == {"publish"}
     assert "dbt_marts.fct_cell_targets_run" in ids and "dbt_marts.fct_money_trail_run" in ids
     assert not any(t.startswith("dbt_marts.") and "daily_features" in t for t in ids)
     upstream = dag.task_dict["publish"].get_flat_relative_ids(upstream=True)

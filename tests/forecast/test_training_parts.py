@@ -162,3 +162,38 @@ def test_fit_workers_must_be_a_whole_number_of_at_least_one(bad):
     cfg["train"]["fit_workers"] = bad
     with pytest.raises(ValueError, match="train.fit_workers"):
         fit_workers(cfg)
+
+
+def test_baselines_fitted_side_by_side_forecast_as_one_at_a_time():
+    """The evaluation fits an origin's baselines train.fit_workers at a time (threads): every
+    (baseline, horizon) forecasts exactly as when fitted one after the other (lag_gbm's trees
+    included)."""
+    from hotspots import settings
+
+    rng = np.random.default_rng(3)
+    days = pd.date_range("2026-01-01", periods=60)
+    cells = [f"c{i}" for i in range(40)]
+    rows = pd.DataFrame([(c, d) for d in days for c in cells], columns=["h3_cell", "feature_date"])
+    rows["x"] = rng.random(len(rows))
+    events = rows.assign(n_withdrawals=rng.poisson(0.3 + 2 * rows["x"])).query("n_withdrawals > 0")
+    arr = pd.DataFrame({"h3_cell": events["h3_cell"], "event_date": events["feature_date"],
+                        "extract_date": events["feature_date"] + pd.Timedelta(days=1),
+                        "n_withdrawals": events["n_withdrawals"]})
+    neighbours = pd.DataFrame({"h3_cell": cells[:-1] + cells[1:], "neighbour_cell": cells[1:] + cells[:-1],
+                               "k": 1})
+    inputs = backtest.Inputs(rows, arr, neighbours, arr["extract_date"].max())
+    origin = D("2026-02-15")
+    train, test = rows[rows["feature_date"] < origin], rows[rows["feature_date"] >= origin]
+    names, horizons = ["persistence", "kernel", "lag_gbm"], [1, 7]
+
+    def forecasts(workers: int) -> dict:
+        cfg = settings.forecast_config()
+        cfg["train"]["fit_workers"] = workers
+        fitted = backtest._fit_baselines(names, horizons, cfg, train, inputs, origin)
+        assert set(fitted) == {(n, h) for n in names for h in horizons}
+        assert fitted["lag_gbm", 7].mode == "model"
+        return {k: b.predict(test, arr, neighbours, k[1]) for k, b in fitted.items()}
+
+    one, two = forecasts(1), forecasts(2)
+    for key, mu in one.items():
+        np.testing.assert_array_equal(two[key], mu, err_msg=str(key))

@@ -440,3 +440,40 @@ def test_money_trail_names_only_the_mules_active_in_its_window(wh):
     finally:
         conn.rollback()
         conn.close()
+
+
+def test_terminals_in_an_alert_count_the_cash_outs_of_the_trail_window(wh, monkeypatch):
+    """The terminals an alert lists (content.load_context) count the cell's cash-outs within
+    `money_trail_days` before the forecast date, as the money trail: a terminal used only 200
+    days before is not listed by the 90-day window and is by a 365-day one; one used 10 days
+    before is listed by both, with the cash-outs of its window only."""
+    from hotspots import db
+    from hotspots.alerts import config, content
+
+    # Every terminal of the cell listed (the busiest come first, and only 8 are shown).
+    monkeypatch.setattr(content, "TERMINALS_SHOWN", 10_000)
+    cell, fdate = q(wh, """select h3_cell, forecast_date from marts.hotspot_forecast
+                           where horizon_days = 1 order by risk_rank limit 1""")[0]
+    rules = config.load_rules()
+    alert = {"h3_cell": cell, "forecast_date": fdate}
+    conn = db.connect(wh)
+    try:
+        with conn.cursor() as cur:
+            def listed(days: int) -> dict[str, int]:
+                rules.money_trail_days = days
+                ctx = content.load_context(cur, [alert], rules, trail={cell: []})
+                return {t["terminal_id"]: t["withdrawals"] for t in ctx["terminals"][cell]}
+
+            for i, ago in enumerate((200, 10, 10, 200)):
+                at = datetime.combine(fdate - timedelta(days=ago), datetime.min.time(), timezone.utc)
+                terminal = "ATM-ZZ-OLD" if i == 0 else "ATM-ZZ-NEW"
+                cur.execute("""insert into raw.withdrawals (withdrawal_id, account, channel, terminal_id, amount_inr,
+                                   withdrawn_at, h3_cell, extract_date, first_extract_date, source_file, source_line)
+                               values (%s, 'AC-ZZ', 'ATM', %s, 40000, %s, %s, %s, %s, 'test.csv', 1)""",
+                            (f"WD-ZZ-{i}", terminal, at + timedelta(hours=3), cell, at.date(), at.date()))
+            recent, year = listed(90), listed(365)
+            assert "ATM-ZZ-OLD" not in recent and recent["ATM-ZZ-NEW"] == 2
+            assert year["ATM-ZZ-OLD"] == 1 and year["ATM-ZZ-NEW"] == 3
+    finally:
+        conn.rollback()
+        conn.close()

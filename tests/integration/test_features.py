@@ -5,7 +5,9 @@
 - the terminal registry locates withdrawals without coordinates at their terminal's
   position as known when the row first arrived (an independent pandas reading of the
   raw rows agrees), and a later extract never moves a row that had arrived before it;
-- `dbt build --full-refresh` (models, data tests and unit tests) passes.
+- `dbt build --full-refresh` (models, data tests and unit tests) passes;
+- the daily path's data tests (test_scope: built) read the rows a build can have changed, the
+  full suite every row.
 """
 
 from __future__ import annotations
@@ -138,3 +140,36 @@ def test_incremental_equals_full_and_hand_computed_values(warehouse, sql, tmp_pa
     late = sql("""select count(*) from marts.fct_cell_daily_features f
                   where f.feature_date <= (select min(first_extract_date) from raw.withdrawals) and f.wd_90d > 0""")[0][0]
     assert late == 0
+
+    # The daily path's data tests (test_scope: built, dbt/macros/test_scope.sql) read the rows the
+    # build can have changed; the full suite (the DAG's dbt_features_audit) reads every row.
+    import json
+
+    def failing(scope: str | None) -> set[str]:
+        args = ["dbt", "test", "--select", "+fct_cell_daily_features", "--indirect-selection", "cautious",
+                "--exclude", "test_type:unit", "--project-dir", str(ROOT / "dbt"),
+                "--target-path", str(tmp_path / "dbt-target"), "--log-path", str(tmp_path / "dbt-logs")]
+        p = subprocess.run(args + (["--vars", f"{{test_scope: {scope}}}"] if scope else []), env=env,
+                           capture_output=True, text=True, timeout=900)
+        results = json.loads((tmp_path / "dbt-target" / "run_results.json").read_text())["results"]
+        assert len(results) > 30, p.stdout[-3000:]
+        bad = {r["unique_id"].split(".")[2] for r in results if r["status"] != "pass"}
+        assert (p.returncode != 0) == bool(bad), p.stdout[-3000:]
+        return bad
+
+    status = "accepted_values_stg_raw__transactions_status__COMPLETED__ON_HOLD__REVERSED"
+    # A bad row from a delivery the features were built after: only the full suite reads it.
+    sql("""update raw.transactions set status = 'BOGUS'
+           where txn_id = (select txn_id from raw.transactions order by extract_date, txn_id limit 1)""")
+    assert failing("built") == set()
+    assert failing(None) == {status}
+    # The same in a delivery loaded after the last build, and a feature row of the latest build
+    # without its key: the daily path's tests read both.
+    sql("""update ingest.extract_ledger set finished_at = now()
+           where delivery_id = (select max(delivery_id) from ingest.extract_ledger where status = 'loaded')""")
+    sql("""update raw.transactions set status = 'BOGUS'
+           where txn_id = (select txn_id from raw.transactions where extract_date = (select max(extract_date)
+                           from raw.transactions) order by txn_id limit 1)""")
+    sql("""update marts.fct_cell_daily_features set cell_day_key = null
+           where cell_day_key = (select min(cell_day_key) from marts.fct_cell_daily_features)""")
+    assert failing("built") == {status, "not_null_fct_cell_daily_features_cell_day_key"}

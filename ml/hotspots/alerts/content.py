@@ -43,9 +43,15 @@ def cell_link(rules: Rules, cell: str, dashboard: str = "district-drilldown") ->
 
 def load_context(cur, alerts: list[dict], rules: Rules, trail: dict | None = None) -> dict:
     """Everything the templates need about the cells of these alerts, read in bulk. ``trail``:
-    the money trail per cell when the caller has read it (``decide.money_trail``)."""
+    the money trail per cell when the caller has read it (``decide.money_trail``). Terminals
+    and banks both cover the `money_trail_days` before the earliest forecast date (the
+    terminals' cash-outs through their extract date, as the trail: what a desk can act on now,
+    at a cost that does not grow with the years of history)."""
+    from hotspots.alerts.decide import arrived_since, money_trail, trail_since
+
     cells = sorted({a["h3_cell"] for a in alerts})
     dates = sorted({pd.Timestamp(a["forecast_date"]).date() for a in alerts})
+    since = trail_since(rules, dates) if dates else None
     ctx: dict = {"explanations": defaultdict(list), "post_office": {}, "terminals": defaultdict(list),
                  "banks": defaultdict(list)}
     cur.execute("select to_regclass('marts.hotspot_explanations') is not null")
@@ -63,21 +69,22 @@ def load_context(cur, alerts: list[dict], rules: Rules, trail: dict | None = Non
     for cell, office, pin, km in cur.fetchall():
         ctx["post_office"][cell] = {"name": office, "pincode": pin, "km": float(km)}
     cur.execute("""with around as (
-                       select h3_cell as cell, h3_cell as near, true as inside from ref.h3_cells where h3_cell = any(%s)
+                       select h3_cell as cell, h3_cell as near, true as inside from ref.h3_cells where h3_cell = any(%(cells)s)
                        union all
-                       select h3_cell, neighbour, false from ref.h3_neighbours where k = 1 and h3_cell = any(%s))
+                       select h3_cell, neighbour, false from ref.h3_neighbours where k = 1 and h3_cell = any(%(cells)s))
                    select a.cell, w.terminal_id, w.channel, a.inside, count(*) as n, max(w.withdrawn_at) as last_at
                    from around a join raw.withdrawals w on w.h3_cell = a.near
                    where w.terminal_id is not null
-                   group by 1, 2, 3, 4 order by 1, 4 desc, 5 desc, 2""", (cells, cells))
+                     and (%(since)s::timestamptz is null
+                          or (w.withdrawn_at >= %(since)s and w.extract_date >= %(first)s::date))
+                   group by 1, 2, 3, 4 order by 1, 4 desc, 5 desc, 2""",
+                {"cells": cells, "since": since, "first": arrived_since(since) if since else None})
     for cell, terminal, channel, inside, n, last_at in cur.fetchall():
         if len(ctx["terminals"][cell]) < TERMINALS_SHOWN:
             ctx["terminals"][cell].append({"terminal_id": terminal, "channel": channel, "inside": bool(inside),
                                            "withdrawals": int(n), "last_at": last_at})
     if trail is None or any(c not in trail for c in cells):
-        from hotspots.alerts.decide import money_trail, trail_since
-
-        trail = money_trail(cur, cells, trail_since(rules, [a["forecast_date"] for a in alerts]) if alerts else None)
+        trail = money_trail(cur, cells, since)
     for cell in cells:
         ctx["banks"][cell] = list(trail.get(cell, []))
     return ctx

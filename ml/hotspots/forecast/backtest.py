@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,18 +72,37 @@ def rolling(inputs: Inputs, start, end, cfg: dict, baselines=None, champion: Hot
         model = factory(feats).fit(train, inputs.arrived, origin)
         champion_refit = (champion.clone(runtime_params(cfg), fit_workers(cfg)).fit(train, inputs.arrived, origin)
                           if champion is not None else None)
+        fitted = _fit_baselines(baselines, horizons, cfg, train, inputs, origin)
         for h in horizons:
             out[MODEL].append(forecast_frame(test, h, *model.predict(test, h)))
             if champion_refit is not None:
                 out["champion"].append(forecast_frame(test, h, *champion_refit.predict(test, h)))
             for name in baselines:
-                b = configured(name, cfg).fit(train, inputs.arrived, inputs.neighbours, h, origin)
-                mu = b.predict(test, inputs.arrived, inputs.neighbours, h)
+                mu = fitted[name, h].predict(test, inputs.arrived, inputs.neighbours, h)
                 out[name].append(forecast_frame(test, h, mu, p_any_from_mu(mu)))
         log(f"progress: origin {origin.date()}: {len(test)} cell-days forecast by {len(out)} methods "
             f"in {time.perf_counter() - t0:.1f} s (settle {model.card['settle_days']} days)")
     empty = pd.DataFrame(columns=["h3_cell", "forecast_date", "horizon_days", "expected_withdrawals", "p_any"])
     return {m: (pd.concat(v, ignore_index=True) if v else empty) for m, v in out.items()}
+
+
+def _fit_baselines(baselines: list[str], horizons: list[int], cfg: dict, train: pd.DataFrame, inputs: Inputs,
+                   origin) -> dict:
+    """Every (baseline, horizon) fitted at one origin, ``train.fit_workers`` at a time (threads:
+    LightGBM's training, most of lag_gbm's fit, releases Python's lock; each fit reads the shared
+    frames and writes only its own). Each fit is the one a sequential loop makes: the same
+    inputs, seeds and trees (lag_gbm is deterministic, one thread each as the model's boosters)."""
+    jobs = [(name, h) for h in horizons for name in baselines]
+
+    def fit(job):
+        name, h = job
+        return configured(name, cfg).fit(train, inputs.arrived, inputs.neighbours, h, origin)
+
+    workers = min(fit_workers(cfg), len(jobs))
+    if workers <= 1:
+        return {job: fit(job) for job in jobs}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="baseline-fit") as pool:
+        return dict(zip(jobs, pool.map(fit, jobs), strict=True))
 
 
 # Reference rankings that read the simulator's truth: not forecasters (they see what no

@@ -1,4 +1,4 @@
-{{ config(indexes=[{'columns': ['feature_date', 'h3_cell'], 'unique': true}]) }}
+{{ config(indexes=[{'columns': ['feature_date', 'h3_cell'], 'unique': true}, {'columns': ['built_at']}]) }}
 -- The cells the forecast of feature_date covers (every other cell is taken as zero risk):
 -- cells with an arrived withdrawal in the last 90 days, their ring-1 neighbours that had
 -- a withdrawal arrive before feature_date, and cells under complaint pressure in the last

@@ -1,4 +1,4 @@
-{{ config(indexes=[{'columns': ['feature_date', 'h3_cell'], 'unique': true}]) }}
+{{ config(indexes=[{'columns': ['feature_date', 'h3_cell'], 'unique': true}, {'columns': ['built_at']}]) }}
 -- Complaint pressure on a cell over windows ending the day before feature_date (1, 3, 7
 -- and 28 days of arrivals; int_cell_pressure_daily is keyed by the extract the money
 -- arrived in, so only what had arrived before feature_date counts), and the 28-day

@@ -1,4 +1,4 @@
-{{ config(indexes=[{'columns': ['feature_date', 'h3_cell'], 'unique': true}]) }}
+{{ config(indexes=[{'columns': ['feature_date', 'h3_cell'], 'unique': true}, {'columns': ['built_at']}]) }}
 -- Withdrawals and complaint pressure around each candidate cell: sums over its registered
 -- neighbours at k = 1 (ring1_*) and k <= 2 (ring2_*), of their windows for the same
 -- feature_date. Null where no neighbour has any. Grain: (h3_cell, feature_date).

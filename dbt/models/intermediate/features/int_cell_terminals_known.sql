@@ -1,4 +1,4 @@
-{{ config(indexes=[{'columns': ['feature_date', 'h3_cell'], 'unique': true}]) }}
+{{ config(indexes=[{'columns': ['feature_date', 'h3_cell'], 'unique': true}, {'columns': ['built_at']}]) }}
 -- How many terminals each candidate cell had been seen with in extracts dated before
 -- feature_date. Grain: (h3_cell, feature_date), candidates with at least one.
 with

@@ -1,4 +1,6 @@
-{{ config(indexes=[{'columns': ['feature_date', 'h3_cell'], 'unique': true}, {'columns': ['h3_cell']}]) }}
+{{ config(indexes=[
+    {'columns': ['feature_date', 'h3_cell'], 'unique': true}, {'columns': ['h3_cell']}, {'columns': ['built_at']},
+]) }}
 -- Withdrawals per cell over windows ending the day before feature_date, counting only
 -- what had arrived in extracts dated before feature_date (records arrive days late;
 -- counting by event date alone would leak). Grain: (h3_cell, feature_date), cells

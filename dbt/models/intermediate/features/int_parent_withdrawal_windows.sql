@@ -1,4 +1,4 @@
-{{ config(indexes=[{'columns': ['feature_date', 'h3_res6'], 'unique': true}]) }}
+{{ config(indexes=[{'columns': ['feature_date', 'h3_res6'], 'unique': true}, {'columns': ['built_at']}]) }}
 -- Withdrawal windows summed over each res-6 parent cell (about 7 x 7 res-8 cells), for the
 -- same feature_date. Grain: (h3_res6, feature_date).
 with

@@ -3,7 +3,7 @@
     incremental_strategy='delete+insert',
     on_schema_change='sync_all_columns',
     unique_key=['account', 'h3_cell'],
-    indexes=[{'columns': ['account', 'valid_from']}, {'columns': ['account', 'h3_cell']}],
+    indexes=[{'columns': ['account', 'valid_from']}, {'columns': ['account', 'h3_cell']}, {'columns': ['built_at']}],
 ) }}
 -- How many of an account's withdrawals in a cell had arrived, as of each extract date:
 -- one row per (account, h3_cell) and extract that brought new ones, valid from that

@@ -12,7 +12,7 @@
     incremental_strategy='delete+insert',
     on_schema_change='sync_all_columns',
     unique_key='arrival_date',
-    indexes=[{'columns': ['arrival_date', 'h3_cell'], 'unique': true}],
+    indexes=[{'columns': ['arrival_date', 'h3_cell'], 'unique': true}, {'columns': ['built_at']}],
 ) }}
 with
 

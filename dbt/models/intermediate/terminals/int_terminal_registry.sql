@@ -3,7 +3,7 @@
     incremental_strategy='delete+insert',
     on_schema_change='sync_all_columns',
     unique_key='terminal_id',
-    indexes=[{'columns': ['terminal_id', 'valid_from'], 'unique': true}],
+    indexes=[{'columns': ['terminal_id', 'valid_from'], 'unique': true}, {'columns': ['built_at']}],
 ) }}
 -- Where each terminal is, as known from each extract date on: the res-8 cell most of its
 -- reports with good coordinates fell in (repaired swaps included; ties go to the cell
@@ -32,8 +32,11 @@ reports as (
         w.coord_cell as h3_cell,
         w.extract_date,
         count(*) as n,
-        sum(w.lat) as sum_lat,
-        sum(w.lon) as sum_lon
+        -- Exact sums (numeric): a float sum depends on the order its rows come in, which a
+        -- parallel plan varies from run to run (incremental and full refresh differed in the
+        -- last bit of a position under load).
+        sum(w.lat::numeric) as sum_lat,
+        sum(w.lon::numeric) as sum_lon
     from {{ ref('stg_raw__withdrawals') }} as w
     {% if is_incremental() %}
         inner join touched as t on w.terminal_id = t.terminal_id
@@ -100,8 +103,8 @@ select
     coalesce(lead(extract_date) over (partition by terminal_id order by extract_date), date '9999-12-31')
         as valid_to,
     h3_cell,
-    lat_known / n_known as lat,
-    lon_known / n_known as lon,
+    (lat_known / n_known)::double precision as lat,
+    (lon_known / n_known)::double precision as lon,
     n_known::integer as reports_in_cell,
     reports_known::integer as reports_known,
     cells_seen::integer as cells_seen,

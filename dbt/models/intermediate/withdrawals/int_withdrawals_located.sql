@@ -4,7 +4,7 @@
     on_schema_change='sync_all_columns',
     unique_key='withdrawal_id',
     indexes=[{'columns': ['withdrawal_id'], 'unique': true}, {'columns': ['extract_date']},
-             {'columns': ['account']}, {'columns': ['h3_cell', 'withdrawn_date']}],
+             {'columns': ['account']}, {'columns': ['h3_cell', 'withdrawn_date']}, {'columns': ['built_at']}],
 ) }}
 -- Every withdrawal with where it happened, by the first rule that applies (located_by):
 --   terminal     at a fixed terminal (channels in var fixed_terminal_channels: ATMs,

@@ -3,7 +3,7 @@
     incremental_strategy='delete+insert',
     on_schema_change='sync_all_columns',
     unique_key='feature_date',
-    indexes=[{'columns': ['feature_date', 'h3_cell'], 'unique': true}],
+    indexes=[{'columns': ['feature_date', 'h3_cell'], 'unique': true}, {'columns': ['built_at']}],
 ) }}
 -- Daily features per candidate cell for the forecast of feature_date, from what had
 -- arrived in extracts dated before feature_date only: one row per candidate
