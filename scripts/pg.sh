@@ -83,7 +83,7 @@ CONF
 # container the same). The write path: with PostgreSQL's default max_wal_size (1 GB) the ingest of
 # a national history checkpointed every 1 to 5 s, and every index page it touched after a
 # checkpoint went to the WAL whole again (docs/benchmarks-notes.md, ingest_ratio).
-SERVER_SETTINGS="-c shared_buffers=2GB -c work_mem=64MB -c maintenance_work_mem=512MB -c max_connections=200
+SERVER_SETTINGS="-c shared_buffers=512MB -c work_mem=64MB -c maintenance_work_mem=512MB -c max_connections=200
   -c synchronous_commit=off -c max_wal_size=8GB -c min_wal_size=1GB -c checkpoint_timeout=15min
   -c wal_compression=lz4"
 
