@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from datetime import timedelta
@@ -143,8 +144,6 @@ def test_incremental_equals_full_and_hand_computed_values(warehouse, sql, tmp_pa
 
     # The daily path's data tests (test_scope: built, dbt/macros/test_scope.sql) read the rows the
     # build can have changed; the full suite (the DAG's dbt_features_audit) reads every row.
-    import json
-
     def failing(scope: str | None) -> set[str]:
         args = ["dbt", "test", "--select", "+fct_cell_daily_features", "--indirect-selection", "cautious",
                 "--exclude", "test_type:unit", "--project-dir", str(ROOT / "dbt"),
