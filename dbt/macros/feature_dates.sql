@@ -56,3 +56,19 @@
         {{ expr }}
     {%- endif -%}
 {%- endmacro %}
+
+{#
+  The extract dates an arrival-keyed incremental model counts again: those of the rows of
+  `upstream` (an incremental model with built_at, indexed) built since this model's own latest
+  build, as a subquery (every date when this model has no built_at yet). This model's latest
+  built_at is read first, as a literal: the model's pre-hook (which deletes these dates) and its
+  body then select the same dates.
+#}
+{% macro rebuilt_extract_dates(upstream) -%}
+    {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list if execute else [] -%}
+    {#- A table built before it had built_at: every date. -#}
+    {%- set built = run_query('select max(built_at)::text from ' ~ this).columns[0].values()[0]
+        if 'built_at' in columns else none -%}
+    select distinct extract_date from {{ upstream }}
+    {%- if built %} where built_at > timestamptz '{{ built }}'{% endif %}
+{%- endmacro %}

@@ -26,7 +26,7 @@ from tests.conftest import PRODUCER_B, ROOT, run_dag
 pytestmark = pytest.mark.integration
 FEATURE_TABLES = ("marts.fct_cell_daily_features", "intermediate.int_cell_withdrawal_windows",
                   "marts.fct_cell_targets", "intermediate.int_terminal_registry",
-                  "intermediate.int_withdrawals_located")
+                  "intermediate.int_withdrawals_located", "intermediate.int_withdrawals_arrived_by_cell")
 
 
 def located_by_hand(sql) -> pd.DataFrame:
