@@ -24,8 +24,7 @@ select
 from {{ ref('int_withdrawals_located') }}
 where
     h3_cell is not null
-    {% if is_incremental() %}
-        and extract_date in ({{ rebuilt_extract_dates(ref('int_withdrawals_located')) }})
-    {% endif %}
+{% if is_incremental() %}
+    and extract_date in ({{ rebuilt_extract_dates(ref('int_withdrawals_located')) }})
+{% endif %}
 group by 1, 2, 3
-
