@@ -67,8 +67,13 @@
 {% macro rebuilt_extract_dates(upstream) -%}
     {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list if execute else [] -%}
     {#- A table built before it had built_at: every date. -#}
-    {%- set built = run_query('select max(built_at)::text from ' ~ this).columns[0].values()[0]
-        if 'built_at' in columns else none -%}
+    {%- set built = latest_built_at(this) if 'built_at' in columns else none -%}
     select distinct extract_date from {{ upstream }}
     {%- if built %} where built_at > timestamptz '{{ built }}'{% endif %}
+{%- endmacro %}
+
+{#- A relation's latest built_at as text (none when it has no rows), read before the query that
+    uses it: as a literal the planner sees how few rows carry it (built_at is indexed). -#}
+{% macro latest_built_at(relation) -%}
+    {%- do return(run_query('select max(built_at)::text from ' ~ relation).columns[0].values()[0]) -%}
 {%- endmacro %}

@@ -33,9 +33,7 @@
     {%- if not execute or var('test_scope', 'all') != 'built' -%}{%- do return('') -%}{%- endif -%}
     {%- set columns = adapter.get_columns_in_relation(relation) | map(attribute='name') | list -%}
     {%- if 'built_at' in columns -%}
-        {#- A literal (read first), so that the planner sees how few rows carry it: each of these
-            models has an index on built_at. -#}
-        {%- set latest = run_query('select max(built_at)::text from ' ~ relation).columns[0].values()[0] -%}
+        {%- set latest = latest_built_at(relation) -%}
         {%- do return("built_at = timestamptz '" ~ latest ~ "'" if latest else '') -%}
     {%- endif -%}
     {%- set column = 'latest_extract_date' if 'latest_extract_date' in columns
