@@ -157,6 +157,9 @@ def write_config(tmp_path, smtp: SMTPSink, http: HTTPSink, p: dict, extra_rules:
         recipients += [
             {"name": "flaky", "jurisdiction": {"level": "national"}, "channels": [{"url": http.url("/flaky")}]},
             {"name": "dead", "jurisdiction": {"level": "national"}, "channels": [{"url": http.url("/dead")}]},
+            # Takes alerts only: its digest lines have no channel and are dead letters at once.
+            {"name": "alerts-only", "jurisdiction": {"level": "national"},
+             "channels": [{"url": http.url("/alerts-only"), "tags": ["alert", "escalation"]}]},
         ]
     doc = {"recipients": recipients,
            "engineers": [{"name": "eng", "channels": [{"url": http.url("/engineers"), "tags": ["failure"]}]}]}
@@ -245,6 +248,17 @@ def test_dag_delivers_routes_retries_dead_letters_and_a_rerun_sends_nothing(wh, 
     assert statuses.get("pending", 0) == 0 and statuses.get("failed", 0) == 0 and statuses["sent"] > 0
     keys = q(wh, "select idempotency_key, alert_id from alerts.alerts")
     assert all(k.count("|") == 4 for k, _ in keys)
+    # Every alert a message carries points to one of its messages; a kind no channel takes is a
+    # dead letter with the reason, in no message.
+    assert q(wh, """select count(*) from alerts.alerts a where a.status <> 'silenced' and a.message_id is not null
+                    and not exists (select 1 from alerts.message_alerts ma
+                                    where ma.message_id = a.message_id and ma.alert_id = a.alert_id)""")[0][0] == 0
+    orphans = q(wh, """select recipient, kind, status, last_error from alerts.alerts a where a.message_id is null
+                       and a.status <> 'silenced'""")
+    assert orphans and all(r == "alerts-only" and k == "digest" and s == "dead_letter"
+                           and "no channel tagged digest" in e for r, k, s, e in orphans), orphans
+    assert {k for (k,) in q(wh, "select distinct kind from alerts.alerts where recipient = 'alerts-only' "
+                                "and status = 'sent'")} == {"alert"}
 
     # A re-run (another DAG run on the same forecast) decides and sends nothing new.
     n_mail, n_http = len(smtp.messages), len(http.received)

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 
+from hotspots import db
 from hotspots.alerts import content
 from hotspots.alerts.config import Recipient, Recipients, Rules
 
@@ -343,8 +344,8 @@ def decide(conn, recipients: Recipients, rules: Rules, now: datetime | None = No
                     continue  # that level already has it
                 add(r, None, f, "escalation", escalated_from=aid, level=int(elevel) + 1)
 
-        # 3. Insert (idempotent), then the outbox for what is new.
-        new = _insert(cur, rows)
+        # 3. What is new (a re-run finds none), its outbox, then both written (idempotent).
+        new = _new(cur, rows)
         for a in new:
             if a["status"] == "silenced":
                 counts["silenced"] += 1
@@ -355,12 +356,12 @@ def decide(conn, recipients: Recipients, rules: Rules, now: datetime | None = No
         for a in new:
             if a["status"] != "silenced":
                 groups[(a["recipient"], a["kind"])].append(a)
+        out = _Outbox()
         if groups:
             ctx = content.load_context(cur, [a for g in groups.values() for a in g], rules, trail=trail)
-            out = _Outbox()
             for (rec_name, kind), items in sorted(groups.items()):
                 counts["messages"] += _outbox(out, by_rec[rec_name], kind, items, ctx, rules, run_id, now)
-            out.write(cur)
+        out.write(cur, new)
         cur.execute("""insert into alerts.runs (run_id, warehouse, forecast_date, issued_at, decided_at, n_alerts,
                                                 n_escalations, n_digest, n_silenced, n_capped, n_messages)
                        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
@@ -384,55 +385,62 @@ def decide(conn, recipients: Recipients, rules: Rules, now: datetime | None = No
 _ALERT_COLS = ["alert_id", "idempotency_key", "run_id", "h3_cell", "forecast_date", "horizon_days", "recipient",
                "jurisdiction_level", "state", "district", "bank", "kind", "tier", "expected_withdrawals", "p_any",
                "risk_rank", "status", "reasons", "language", "escalated_from", "escalation_level", "silence_id",
-               "created_at"]
+               "created_at", "message_id", "last_error"]
 
 
-def _insert(cur, rows: list[dict]) -> list[dict]:
-    """Inserts decisions; returns those that were not there yet (a re-run gets none)."""
-    from psycopg2.extras import execute_values
-
-    if not rows:
-        return []
+def _new(cur, rows: list[dict]) -> list[dict]:
+    """The decisions not taken yet (a re-run gets none), each once. Read under the decision's
+    advisory lock, so nothing inserts alerts between this and the write."""
     seen, unique = set(), []
     for r in rows:  # a run may route the same cell twice to one recipient (e.g. two banks): once
         if r["idempotency_key"] not in seen:
             seen.add(r["idempotency_key"])
             unique.append(r)
-    got = execute_values(cur, f"""insert into alerts.alerts ({', '.join(_ALERT_COLS)}) values %s
-                                  on conflict do nothing returning alert_id""",
-                         [tuple(r[c] for c in _ALERT_COLS) for r in unique], page_size=1000, fetch=True)
-    ids = {g[0] for g in got}
-    return [r for r in unique if r["alert_id"] in ids]
+    if not unique:
+        return []
+    cur.execute("select alert_id from alerts.alerts where alert_id = any(%s)", ([r["alert_id"] for r in unique],))
+    taken = {a for (a,) in cur.fetchall()}
+    return [r for r in unique if r["alert_id"] not in taken]
 
 
 class _Outbox:
-    """The messages of one decision, written in a few statements at the end (same transaction)."""
+    """The messages of one decision, written with its new alerts at the end (same transaction)."""
 
     def __init__(self):
         self.rows: list[tuple] = []
         self.links: list[tuple] = []
-        self.first: list[tuple] = []  # (alert_id, message_id): the message an alert points to
-        self.unsendable: list[tuple] = []  # (error, alert ids) of groups no channel takes
+        self.first: dict[str, str] = {}  # alert_id -> the message it points to (its first channel's)
+        self.unsendable: dict[str, str] = {}  # alert_id -> why no channel takes it
 
-    def write(self, cur) -> None:
-        from psycopg2.extras import execute_values
+    def write(self, cur, new: list[dict]) -> None:
+        """The new alerts (each with the message that carries it, or dead-lettered when no
+        channel takes it), the messages and their links: COPY into temporary tables, then one
+        ``insert ... on conflict do nothing`` per table (a key already there is left as it is)."""
+        if not new:
+            return
+        alerts = []
+        for a in new:
+            a = dict(a, message_id=self.first.get(a["alert_id"]))
+            if a["alert_id"] in self.unsendable:
+                a.update(status="dead_letter", last_error=self.unsendable[a["alert_id"]])
+            alerts.append(tuple(a.get(c) for c in _ALERT_COLS))
+        _copy_insert(cur, "alerts.alerts", _ALERT_COLS, alerts)
+        _copy_insert(cur, "alerts.messages", _MESSAGE_COLS, self.rows)
+        _copy_insert(cur, "alerts.message_alerts", ["message_id", "alert_id"], self.links)
 
-        for error, ids in self.unsendable:
-            cur.execute("update alerts.alerts set status = 'dead_letter', last_error = %s where alert_id = any(%s)",
-                        (error, ids))
-        if self.rows:
-            execute_values(cur, """insert into alerts.messages (message_id, run_id, recipient, channel, channel_kind,
-                                                                kind, language, subject, body_text, body_html, payload,
-                                                                map_cells, forecast_date)
-                                   values %s on conflict do nothing""", self.rows, page_size=200)
-        if self.links:
-            execute_values(cur, """insert into alerts.message_alerts (message_id, alert_id) values %s
-                                   on conflict do nothing""", self.links, page_size=5000)
-        if self.first:
-            execute_values(cur, """update alerts.alerts a set message_id = v.message_id
-                                   from (values %s) as v(alert_id, message_id)
-                                   where a.alert_id = v.alert_id and a.message_id is null""", self.first,
-                           page_size=5000)
+
+_MESSAGE_COLS = ["message_id", "run_id", "recipient", "channel", "channel_kind", "kind", "language", "subject",
+                 "body_text", "body_html", "payload", "map_cells", "forecast_date"]
+
+
+def _copy_insert(cur, table: str, columns: list[str], rows: list[tuple]) -> None:
+    if not rows:
+        return
+    temp = "new_" + table.split(".")[1]
+    cur.execute(f"create temp table {temp} (like {table} including defaults) on commit drop")
+    db.copy_rows(cur, temp, columns, rows)
+    cols = ", ".join(columns)
+    cur.execute(f"insert into {table} ({cols}) select {cols} from {temp} on conflict do nothing; drop table {temp}")
 
 
 def _outbox(out: _Outbox, r: Recipient, kind: str, items: list[dict], ctx, rules: Rules, run_id: str, now) -> int:
@@ -453,8 +461,8 @@ def _outbox(out: _Outbox, r: Recipient, kind: str, items: list[dict], ctx, rules
                      msg.get("html"), payload, msg.get("map_cells", []), items[0]["forecast_date"]))
         out.links += [(mid, a) for a in ids]
     if not rows:  # no channel takes this kind: nothing will carry these alerts
-        out.unsendable.append((f"recipient {r.name} has no channel tagged {kind}", ids))
+        out.unsendable.update(dict.fromkeys(ids, f"recipient {r.name} has no channel tagged {kind}"))
         return 0
     out.rows += rows
-    out.first += [(a, rows[0][0]) for a in ids]
+    out.first.update(dict.fromkeys(ids, rows[0][0]))
     return len(rows)
