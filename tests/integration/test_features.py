@@ -26,7 +26,8 @@ from tests.conftest import PRODUCER_B, ROOT, run_dag
 pytestmark = pytest.mark.integration
 FEATURE_TABLES = ("marts.fct_cell_daily_features", "intermediate.int_cell_withdrawal_windows",
                   "marts.fct_cell_targets", "intermediate.int_terminal_registry",
-                  "intermediate.int_withdrawals_located", "intermediate.int_withdrawals_arrived_by_cell")
+                  "intermediate.int_withdrawals_located", "intermediate.int_withdrawals_arrived_by_cell",
+                  "intermediate.int_cell_pressure_daily")
 
 
 def located_by_hand(sql) -> pd.DataFrame:

@@ -29,7 +29,19 @@ transfers as (
         case when c.extract_date <= t.extract_date then c.category end as category
     from {{ ref('stg_raw__transactions') }} as t
     cross join bounds as b
-    left join {{ ref('int_complaint_arrivals') }} as c on t.ack_no = c.ack_no
+    {% if is_incremental() -%}
+        -- A day's transfers look their complaint up by its key (offset 0 keeps the subquery
+        -- a probe of the primary key per transfer): the planner would otherwise hash every
+        -- complaint ever loaded (12 M at two years) for a few tens of thousands of transfers.
+        left join lateral (
+            select x.category, x.extract_date
+            from {{ ref('int_complaint_arrivals') }} as x
+            where x.ack_no = t.ack_no
+            offset 0
+        ) as c on true
+    {%- else -%}
+        left join {{ ref('int_complaint_arrivals') }} as c on t.ack_no = c.ack_no
+    {%- endif %}
     where t.status = 'COMPLETED' and t.extract_date between b.first_date and b.last_date
 ),
 
