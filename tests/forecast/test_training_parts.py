@@ -3,8 +3,6 @@ origin, the settle delay, forecast windows, ranking, the gate and the target che
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -134,16 +132,6 @@ def test_model_fits_from_the_past_only_and_saves_and_loads(tmp_path):
     for name, b in m.boosters.items():
         assert par.boosters[name].model_to_string() == b.model_to_string(), name
     assert par.clone().workers == 2 and par.clone(workers=1).workers == 1
-    # Two fits at once (training's final fit beside its evaluation's) grow the trees each grows alone.
-    earlier = origin - pd.Timedelta(days=3)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        now_fit, early_fit = pool.map(
-            lambda o: HotspotModel(features=["x"], params=params, rounds=30, workers=2).fit(rows, arr, o),
-            [origin, earlier])
-    alone = HotspotModel(features=["x"], params=params, rounds=30).fit(rows, arr, earlier)
-    for name, b in m.boosters.items():
-        assert now_fit.boosters[name].model_to_string() == b.model_to_string(), name
-        assert early_fit.boosters[name].model_to_string() == alone.boosters[name].model_to_string(), name
     with pytest.raises(ValueError, match="no settled labels"):
         HotspotModel(features=["x"], params=params, rounds=5).fit(rows, arr, D("2026-01-03"))
 

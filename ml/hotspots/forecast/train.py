@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -175,28 +174,19 @@ def evaluate(warehouse: str, landing: str | None = None, overrides: dict | None 
         # The same recipe on newer data: it has to beat the baselines, not a copy of itself.
         log(f"progress: challenger has the recipe of champion {champion_id}: a refresh on newer data")
 
-    def final_fit():
-        t1 = time.perf_counter()
-        return from_config(cfg, feats).fit(inputs.features, inputs.arrived, origin), time.perf_counter() - t1
-
     t0 = time.perf_counter()
-    # The final fit needs nothing of the evaluation: it trains beside it, in a thread of its own
-    # (its boosters in their own train.fit_workers threads), and takes the cores the evaluation's
-    # one-threaded stretches leave idle: preparing each origin's rows, predicting, the kernel
-    # baseline, the metrics. Its trees are the ones it would grow alone (deterministic, one
-    # thread per booster); fit_s is its own time, part of it under the evaluation's.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="final-fit") as beside:
-        final_job = beside.submit(final_fit)
-        forecasts = backtest.rolling(inputs, ev_start, ev_end, cfg, champion=None if refresh else champion,
-                                     model_factory=lambda cols: from_config(cfg, feats), log=log)
-        k = backtest.gate_k(cfg, inputs.features, pd.date_range(ev_start, ev_end))
-        per_date = backtest.evaluate(forecasts, inputs, truth, ks=sorted(set(cfg["ks"]) | {k}))
-        summ = backtest.summary(per_date)
-        eval_s = time.perf_counter() - t0
-        final, fit_s = final_job.result()
-    log(f"progress: evaluation and final fit done {time.perf_counter() - t0:.1f} s after the evaluation began")
+    forecasts = backtest.rolling(inputs, ev_start, ev_end, cfg, champion=None if refresh else champion,
+                                         model_factory=lambda cols: from_config(cfg, feats), log=log)
+    k = backtest.gate_k(cfg, inputs.features, pd.date_range(ev_start, ev_end))
+    per_date = backtest.evaluate(forecasts, inputs, truth, ks=sorted(set(cfg["ks"]) | {k}))
+    summ = backtest.summary(per_date)
+    eval_s = time.perf_counter() - t0
     metric = backtest.primary_metric(cfg, truth is not None, k)
     decision = backtest.gate(summ, metric, float(cfg["promotion"]["margin"]))
+
+    t1 = time.perf_counter()
+    final = from_config(cfg, feats).fit(inputs.features, inputs.arrived, origin)
+    fit_s = time.perf_counter() - t1
     resumed = tracking.find_run(warehouse, run_key) if run_key else None
     with (mlflow.start_run(run_id=resumed) if resumed else mlflow.start_run(run_name=f"train {origin.date()}")) as run, \
             tempfile.TemporaryDirectory() as tmp:
