@@ -24,7 +24,7 @@ from hotspots import contract, db, settings
 from hotspots.ingest import load, reader
 
 # Indexes of raw.<entity> on columns the files carry (schema.sql), besides the key.
-_INDEXED = {"complaints": (), "transactions": ("ack_no", "to_account"), "withdrawals": ("account", "terminal_id")}
+_INDEXED = {"complaints": (), "transactions": ("ack_no", "to_account"), "withdrawals": ("account",)}
 
 
 def _reference_file(folder: Path, entity: str, out: Path) -> int:

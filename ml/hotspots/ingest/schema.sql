@@ -137,10 +137,6 @@ create table if not exists raw.withdrawals (
 create index if not exists withdrawals_account on raw.withdrawals (account);
 create index if not exists withdrawals_extract_date on raw.withdrawals (extract_date);
 create index if not exists withdrawals_first_extract_date on raw.withdrawals (first_extract_date);
--- The terminal as staging reads it (stg_raw__withdrawals): the terminal registry's daily build
--- recounts the reports of the few terminals a new delivery touched through it, not a pass over
--- every withdrawal.
-create index if not exists withdrawals_terminal on raw.withdrawals ((nullif(trim(terminal_id), '')));
 
 -- Records that arrived before what they point at. They are kept; these views show
 -- what is still unlinked, and empty out as the complaints and transfers arrive.
