@@ -15,6 +15,7 @@ under SQLAlchemy 2, and the ingest's COPY code is psycopg2's.
 from __future__ import annotations
 
 import contextvars
+import io
 import logging
 import os
 from collections.abc import Iterator
@@ -209,8 +210,6 @@ def copy_rows(cur, table: str, columns: list[str], rows) -> None:
     """COPY Python rows (tuples in ``columns``' order) into ``table``: None is NULL, lists are
     text arrays, dates and datetimes their ISO text, everything else its str(). One round trip
     and no statement to parse per row, unlike a multi-row INSERT."""
-    import io
-
     buf = io.StringIO()
     for row in rows:
         buf.write("\t".join(map(_copy_field, row)))
