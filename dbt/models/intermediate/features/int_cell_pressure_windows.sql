@@ -3,39 +3,72 @@
 -- and 28 days of arrivals; int_cell_pressure_daily is keyed by the extract the money
 -- arrived in, so only what had arrived before feature_date counts), and the 28-day
 -- category mix. Grain: (h3_cell, feature_date), cells with pressure in the last 28 days.
+--
+-- Each daily row is read once: an arrival on day a counts from feature date a + 1, so the
+-- windows are frames over a cell's feature dates (1 day: the date itself; 3, 7, 28 days: the
+-- date and the 2, 6, 27 before it). A window with no arrival in it is NULL, as the sum of
+-- nothing. (Joining every feature date to its 28 days of arrivals aggregated 28 joined rows
+-- per output row: 29 M at two years.)
 with
 
 bounds as (
     select {{ build_date_start() }} as first_date, {{ build_date_end() }} as last_date
 ),
 
-feature_dates as (
-    select generate_series(first_date, last_date, interval '1 day')::date as feature_date from bounds
+-- The arrivals the built dates can see, each with the cell's next arrival.
+arrivals as (
+    select
+        p.*,
+        lead(p.arrival_date) over (partition by p.h3_cell order by p.arrival_date) as next_arrival_date
+    from {{ ref('int_cell_pressure_daily') }} as p
+    cross join bounds as b
+    where p.arrival_date >= b.first_date - 28 and p.arrival_date < b.last_date
 ),
 
-pressure as (
-    select * from {{ ref('int_cell_pressure_daily') }}
+-- A cell's feature dates with an arrival in their 28 days, each once: a date belongs to the
+-- latest arrival before it (from the day after that arrival up to the next arrival or 28
+-- days on, whichever comes first); only the day after an arrival carries its values.
+dates as (
+    select
+        a.*,
+        d.feature_date::date as feature_date,
+        d.feature_date = a.arrival_date + 1 as arrived
+    from arrivals as a
+    cross join
+        lateral generate_series(
+            a.arrival_date + 1, least(a.next_arrival_date, a.arrival_date + 28), interval '1 day'
+        ) as d (feature_date)
+),
+
+windows as (
+    select
+        h3_cell,
+        feature_date,
+        case when arrived then pressure_transfers end as pressure_1d,
+        case when arrived then pressure_weighted end as pressure_weighted_1d,
+        sum(pressure_weighted) filter (where arrived) over last_3 as pressure_weighted_3d,
+        sum(pressure_weighted) filter (where arrived) over last_7 as pressure_weighted_7d,
+        case when arrived then pressure_fresh end as pressure_fresh_1d,
+        sum(pressure_fresh) filter (where arrived) over last_3 as pressure_fresh_3d,
+        sum(pressure_transfers) filter (where arrived) over last_7 as pressure_7d,
+        sum(pressure_transfers) filter (where arrived) over last_28 as pressure_28d,
+        sum(pressure_amount_inr) filter (where arrived) over last_7 as pressure_amount_7d,
+        max(pressure_accounts) filter (where arrived) over last_7 as pressure_accounts_max_7d,
+        sum(pressure_payment_fraud) filter (where arrived) over last_28 as mix_payment_fraud,
+        sum(pressure_impersonation) filter (where arrived) over last_28 as mix_impersonation,
+        sum(pressure_scheme) filter (where arrived) over last_28 as mix_scheme,
+        sum(pressure_other) filter (where arrived) over last_28 as mix_other
+    from dates
+    window
+        by_date as (partition by h3_cell order by feature_date),
+        last_3 as (by_date range between interval '2 days' preceding and current row),
+        last_7 as (by_date range between interval '6 days' preceding and current row),
+        last_28 as (by_date range between interval '27 days' preceding and current row)
 )
 
 select
-    p.h3_cell,
-    d.feature_date,
-    sum(p.pressure_transfers) filter (where p.arrival_date = d.feature_date - 1) as pressure_1d,
-    sum(p.pressure_weighted) filter (where p.arrival_date = d.feature_date - 1) as pressure_weighted_1d,
-    sum(p.pressure_weighted) filter (where p.arrival_date >= d.feature_date - 3) as pressure_weighted_3d,
-    sum(p.pressure_weighted) filter (where p.arrival_date >= d.feature_date - 7) as pressure_weighted_7d,
-    sum(p.pressure_fresh) filter (where p.arrival_date = d.feature_date - 1) as pressure_fresh_1d,
-    sum(p.pressure_fresh) filter (where p.arrival_date >= d.feature_date - 3) as pressure_fresh_3d,
-    sum(p.pressure_transfers) filter (where p.arrival_date >= d.feature_date - 7) as pressure_7d,
-    sum(p.pressure_transfers) as pressure_28d,
-    sum(p.pressure_amount_inr) filter (where p.arrival_date >= d.feature_date - 7) as pressure_amount_7d,
-    max(p.pressure_accounts) filter (where p.arrival_date >= d.feature_date - 7) as pressure_accounts_max_7d,
-    sum(p.pressure_payment_fraud) filter (where p.arrival_date >= d.feature_date - 28) as mix_payment_fraud,
-    sum(p.pressure_impersonation) filter (where p.arrival_date >= d.feature_date - 28) as mix_impersonation,
-    sum(p.pressure_scheme) filter (where p.arrival_date >= d.feature_date - 28) as mix_scheme,
-    sum(p.pressure_other) filter (where p.arrival_date >= d.feature_date - 28) as mix_other,
+    w.*,
     now() as built_at
-from feature_dates as d
-inner join pressure as p
-    on p.arrival_date < d.feature_date and p.arrival_date >= d.feature_date - 28
-group by 1, 2
+from windows as w
+cross join bounds as b
+where w.feature_date between b.first_date and b.last_date
