@@ -72,34 +72,41 @@ arrivals as (
     from {{ ref('int_withdrawals_arrived_by_cell') }}
 ),
 
--- Per arrival and window: its first day (+) and the day after its last (-). Window 'prev_7'
--- is days 8 to 14 before the feature date. A window an arrival is too late for is skipped.
-changes as (
+-- Per arrival and window: the feature dates it counts for, from its first day to its last
+-- (window 'prev_7' is days 8 to 14 before the feature date); none when it arrived too late.
+spans as (
     select
         a.h3_cell,
-        w.change_date,
+        a.event_date,
+        a.n_withdrawals,
+        a.amount_inr,
         w.window_name,
-        w.sign * a.n_withdrawals as n_withdrawals,
-        w.sign * a.amount_inr as amount_inr,
-        case when w.window_name = '90' and w.sign = 1 then a.event_date end as started_event_date
+        w.first_day,
+        w.last_day
     from arrivals as a
     cross join
         lateral (
             values
-            ('1', a.first_counted, 1), ('1', a.event_date + 2, -1),
-            ('7', a.first_counted, 1), ('7', a.event_date + 8, -1),
-            ('28', a.first_counted, 1), ('28', a.event_date + 29, -1),
-            ('90', a.first_counted, 1), ('90', a.event_date + {{ var('max_window_days') }} + 1, -1),
-            ('prev_7', greatest(a.first_counted, a.event_date + 8), 1), ('prev_7', a.event_date + 15, -1)
-        ) as w (window_name, change_date, sign)
-    where
-        case w.window_name
-            when '1' then a.first_counted <= a.event_date + 1
-            when '7' then a.first_counted <= a.event_date + 7
-            when '28' then a.first_counted <= a.event_date + 28
-            when '90' then a.first_counted <= a.event_date + {{ var('max_window_days') }}
-            else a.first_counted <= a.event_date + 14
-        end
+            ('1', a.first_counted, a.event_date + 1),
+            ('7', a.first_counted, a.event_date + 7),
+            ('28', a.first_counted, a.event_date + 28),
+            ('90', a.first_counted, a.event_date + {{ var('max_window_days') }}),
+            ('prev_7', greatest(a.first_counted, a.event_date + 8), a.event_date + 14)
+        ) as w (window_name, first_day, last_day)
+    where w.first_day <= w.last_day
+),
+
+-- A span adds its count on its first day and takes it back the day after its last.
+changes as (
+    select
+        s.h3_cell,
+        c.change_date,
+        s.window_name,
+        c.sign * s.n_withdrawals as n_withdrawals,
+        c.sign * s.amount_inr as amount_inr,
+        case when s.window_name = '90' and c.sign = 1 then s.event_date end as started_event_date
+    from spans as s
+    cross join lateral (values (s.first_day, 1), (s.last_day + 1, -1)) as c (change_date, sign)
 ),
 
 daily as (
