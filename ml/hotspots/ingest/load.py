@@ -16,7 +16,8 @@
 
 from __future__ import annotations
 
-import csv
+import contextlib
+import gc
 import hashlib
 import io
 import json
@@ -34,6 +35,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import psycopg2
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
 from hotspots import contract, db, settings
 from hotspots.errors import NotReady
@@ -224,34 +228,37 @@ def verify_manifest(folder: Path, man: dict, real: dict[str, str]) -> dict[str, 
 
 
 def _copy(cur, table: str, df: pd.DataFrame, columns: list[str], not_null: tuple[str, ...] = ()) -> None:
-    """COPY a frame in CSV format. Missing values are NULL (the checks turned empty strings
-    into missing values first), except in `not_null` columns, where an empty field is an empty
-    string (an empty line's raw text); list columns (dq_flags) become PostgreSQL arrays.
-    Written by the csv module from whole columns (what DataFrame.to_csv did value by value)."""
-    data = [_csv_column(df[c]) for c in columns]
-    buf = io.StringIO()
-    # CRLF records: the csv writer then quotes every field holding a \r or a \n (with "\n" alone a
-    # bare \r inside a field went unquoted and ended COPY's line early).
-    csv.writer(buf, lineterminator="\r\n").writerows(zip(*data, strict=True))
+    """COPY a frame in CSV format. Missing values (and empty strings: the checks turned empty
+    fields into missing values first) are NULL, except in `not_null` columns, where an empty field
+    is an empty string (an empty line's raw text); list columns (dq_flags) become PostgreSQL arrays.
+    Written by Arrow's CSV writer from whole columns (in C++, without the GIL, so the ingest's
+    checking thread runs meanwhile): every text quoted, a missing value an empty unquoted field."""
+    table_ = pa.table({c: _arrow_column(df[c], c in not_null) for c in columns})
+    buf = io.BytesIO()
+    pa_csv.write_csv(table_, buf, pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
     buf.seek(0)
     force = f", force_not_null ({', '.join(not_null)})" if not_null else ""
     cur.copy_expert(f"copy {table} ({', '.join(columns)}) from stdin with (format csv{force})", buf)
 
 
-def _csv_column(s: pd.Series) -> list:
-    """One column as Python values for csv.writer: None (an empty field) where missing, text
-    for timestamps ("%Y-%m-%dT%H:%M:%S%z" in UTC) and PostgreSQL arrays for lists of flags."""
+def _arrow_column(s: pd.Series, keep_empty: bool = False) -> pa.Array:
+    """One column as an Arrow array for the CSV writer: missing values null; timestamps as text
+    ("%Y-%m-%dT%H:%M:%S%z" in UTC, whole seconds); lists of flags as PostgreSQL arrays; empty
+    text null unless keep_empty (as csv.writer wrote it, unquoted, before)."""
     if isinstance(s.dtype, pd.DatetimeTZDtype):
-        return _iso_utc(s).tolist()
-    if s.dtype.kind == "f":
-        values = s.to_numpy()
-        return [None if missing else v for v, missing in zip(values.tolist(), np.isnan(values).tolist(), strict=True)]
-    if s.dtype.kind in "iub":
-        return s.tolist()
-    values = s.astype(object).where(s.notna(), None).tolist()
-    if values and isinstance(values[0], list):
-        return ["{" + ",".join(flags) + "}" for flags in values]
-    return values
+        return pa.array(_iso_utc(s).to_numpy(), type=pa.string(), from_pandas=True)
+    if s.dtype.kind in "fiub":
+        return pa.array(s.to_numpy(), from_pandas=True)
+    values = s.astype(object).where(s.notna(), None).to_numpy()
+    if len(values) and isinstance(values[0], list):
+        values = np.array(["{" + ",".join(flags) + "}" for flags in values], dtype=object)
+    try:
+        arr = pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Python types: their text, as csv.writer wrote them
+        arr = pa.array([None if v is None else str(v) for v in values], type=pa.string())
+    if pa.types.is_string(arr.type) and not keep_empty:
+        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    return arr
 
 
 def _iso_utc(ts: pd.Series) -> pd.Series:
@@ -339,6 +346,26 @@ def load_extract(landing: Path, extract_date: str, warehouse: str | None = None,
     Files are read and checked one after the other in this thread while a writer thread stores
     the ones already checked (the database works while Python checks the next file); everything
     is one transaction, committed only when every file was read, checked and stored."""
+    with _gc_paused():
+        return _load_extract(landing, extract_date, warehouse, cfg)
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """The cyclic garbage collector paused for one delivery: reading and checking a national date
+    makes a few hundred thousand lists and strings (none in cycles), and each collection that
+    their allocations trigger walks all of them again (a quarter of the checking time)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _load_extract(landing: Path, extract_date: str, warehouse: str | None,
+                  cfg: settings.IngestConfig | None) -> DeliveryResult:
     cfg = cfg or settings.ingest_config()
     key = settings.pii_key()
     if not _is_date(extract_date):

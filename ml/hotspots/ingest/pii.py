@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import unicodedata
@@ -22,7 +21,7 @@ from functools import lru_cache
 
 
 def mobile_hash(mobile10: str, key: bytes) -> str:
-    return hmac.new(key, mobile10.encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.digest(key, mobile10.encode(), "sha256").hex()[:32]  # hmac.new(...).hexdigest(), one C call
 
 
 def _ascii_digits(text: str) -> str:
@@ -60,10 +59,17 @@ def _mobile_pattern(keep_tokens: bool = False) -> re.Pattern:
     return re.compile(rf"{token}(?<!{d}){prefix}(?P<core>{core})(?!{d})")
 
 
+# Ten decimal digits (Unicode Nd, as the pattern's digit classes), whatever lies between them.
+_TEN_DIGITS = re.compile(r"\d(?:\D*\d){9}")
+
+
 def scrub_mobiles(text: str, key: bytes, keep_tokens: bool = False) -> str:
     """Text with every mobile-looking number (any common writing) replaced by its keyed hash,
     `<mobile:HASH12>`. keep_tokens: leave such tokens alone (a second pass over scrubbed text,
     where a hash's hex digits could otherwise read as a number)."""
+    if _TEN_DIGITS.search(text) is None:  # no mobile without ten digits: most text, skipped quickly
+        return text
+
     def sub(m: re.Match) -> str:
         if m.group("core") is None:
             return m.group(0)

@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import warnings
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
@@ -145,7 +146,9 @@ def _repair_coords(df: pd.DataFrame, lat_c: str, lon_c: str, flags: list[list[st
 def _repair_codes(df: pd.DataFrame, entity: str, flags: list[list[str]]) -> None:
     for col, codes in CODES[entity].items():
         s = df[col]
-        upper = s.str.upper()
+        # str.upper once per distinct value (a code column holds a handful), mapped back
+        distinct = pd.unique(s[s.notna()])
+        upper = s.map(dict(zip(distinct, pd.Series(distinct, dtype=object).str.upper(), strict=True)))
         changed = s.notna() & (upper != s)
         if codes is not None:
             changed &= upper.isin(codes)
@@ -156,7 +159,7 @@ def _repair_codes(df: pd.DataFrame, entity: str, flags: list[list[str]]) -> None
 
 def _repair_victim_pin(df: pd.DataFrame, flags: list[list[str]]) -> None:
     for i, (pin, st, dist) in enumerate(zip(df["victim_pincode"], df["victim_state"], df["victim_district"], strict=False)):
-        if pin is None or pd.isna(pin):
+        if pin is None or pin != pin:  # missing (None or NaN)
             continue
         flag = _victim_pin_flag(pin, st, dist)
         if flag:
@@ -180,14 +183,14 @@ def _victim_pin_flag(pin: str, st: str | None, dist: str | None) -> str | None:
 def _repair_terminal_pin(df: pd.DataFrame, flags: list[list[str]]) -> None:
     states = _pin_states()
     for i, pin in enumerate(df["pincode"]):
-        if pin is not None and not pd.isna(pin) and pin not in states:
+        if pin is not None and pin == pin and pin not in states:  # present (not None, not NaN)
             flags[i].append(contract.R_UNKNOWN_PINCODE)
 
 
 def _repair_mobiles(df: pd.DataFrame, flags: list[list[str]], key: bytes) -> None:
     hashes = []
     for i, v in enumerate(df["victim_mobile"]):
-        if v is None or pd.isna(v):
+        if v is None or v != v:  # missing (None or NaN)
             hashes.append(None)
             continue
         m = _plain_mobile(v) or normalise_mobile(v)
@@ -388,21 +391,37 @@ def extract_end(extract_date: date) -> datetime:
     return datetime.combine(extract_date + timedelta(days=1), time(0), IST).astimezone(timezone.utc)
 
 
+def _without(n: int, reasons: dict[int, list]) -> np.ndarray:
+    """True for the row positions with no failed check."""
+    ok = np.ones(n, dtype=bool)
+    ok[list(reasons)] = False
+    return ok
+
+
+def _stripped(values: tuple[str, ...]) -> pd.Series:
+    """The column's values stripped (str.strip, mapped in C), empty ones missing."""
+    out = pd.Series(list(map(str.strip, values)), dtype="object")
+    empty = (out == "").to_numpy()
+    if empty.any():
+        out[empty] = None
+    return out
+
+
 def check_file(raw: RawFile, extract_date: date, cfg: settings.IngestConfig, key: bytes) -> Checked:
     entity = raw.entity
     cols = contract.COLUMNS[entity]
     quarantine: list[Reject] = []
     for r in raw.rejects:
         quarantine.append(Reject(r.line_no, r.reason, safe_text(r.raw_text, key), safe_json(r.details, key)))
-    # Fields stripped, empty ones missing: one pass per column over its Python strings.
+    # Fields stripped, empty ones missing.
     columns = list(zip(*raw.records, strict=True)) if raw.records else [()] * len(cols)
-    df = pd.DataFrame({c: pd.Series([v.strip() or None for v in col], dtype="object")
-                       for c, col in zip(cols, columns, strict=True)}, columns=list(cols))
+    df = pd.DataFrame({c: _stripped(col) for c, col in zip(cols, columns, strict=True)}, columns=list(cols))
     df["_line"] = np.asarray(raw.lines, dtype=np.int64)
     df["_raw"] = raw.raw
     n = len(df)
-    reasons: list[list[dict]] = [[] for _ in range(n)]
-    flags: list[list[str]] = [[] for _ in range(n)]
+    # Per row position, only for the rows that have any: failed checks, and repairs made.
+    reasons: defaultdict[int, list[dict]] = defaultdict(list)
+    flags: defaultdict[int, list[str]] = defaultdict(list)
 
     # 1. typing (the layer's text is kept: its format check needs the text, the load the integer)
     if entity == "transactions":
@@ -434,18 +453,17 @@ def check_file(raw: RawFile, extract_date: date, cfg: settings.IngestConfig, key
         _repair_terminal_pin(df, flags)
 
     # 3. the Great Expectations suite, on the rows that typed cleanly
-    typed_ok = np.array([not r for r in reasons], dtype=bool)
+    typed_ok = _without(n, reasons)
     frame = df.loc[typed_ok].drop(columns=["_raw"])
     if entity == "transactions":
         frame = frame.assign(layer=frame["layer_text"]).drop(columns=["layer_text"])
-    pos_of_line = {line: i for i, line in enumerate(df["_line"])}
+    pos_of_line = pd.Series(np.arange(n), index=df["_line"].to_numpy())
     if len(frame):
         params = {"amount_ceiling_inr": cfg.amount_ceiling_inr,
                   "extract_end": pd.Timestamp(extract_end(extract_date) +
                                               timedelta(minutes=cfg.future_tolerance_minutes))}
         for meta, lines in evaluate_suite(entity, frame, params):
-            for line in lines:
-                i = pos_of_line[line]
+            for i in pos_of_line.loc[lines].tolist() if lines else ():
                 if meta.get("action") == "repair":
                     flags[i].append(meta["reason"])
                     for c in meta.get("null_columns", []):
@@ -455,22 +473,25 @@ def check_file(raw: RawFile, extract_date: date, cfg: settings.IngestConfig, key
                                        "expectation": meta["type"]})
 
     # 4. duplicate keys inside the file, among rows that passed
-    ok = np.array([not r for r in reasons], dtype=bool)
+    ok = _without(n, reasons)
     key_cols = list(contract.FILE_KEYS[entity])
     dup = df.loc[ok].duplicated(subset=key_cols, keep="first")
     for i in np.flatnonzero(ok)[dup.to_numpy()]:
         reasons[i].append({"reason": contract.Q_DUPLICATE_KEY, "columns": key_cols})
 
-    for i in np.flatnonzero([bool(r) for r in reasons]):
-        text = df["_raw"].iat[i]
-        quarantine.append(Reject(int(df["_line"].iat[i]), reasons[i][0]["reason"], safe_text(text, key),
-                                 safe_json({"checks": reasons[i], "repairs": flags[i]}, key)))
-    ok = np.array([not r for r in reasons], dtype=bool)
-    df["dq_flags"] = [sorted(set(f)) if f else [] for f in flags]
+    raw_texts, line_nos = df["_raw"].to_numpy(), df["_line"].to_numpy()
+    for i in sorted(reasons):
+        quarantine.append(Reject(int(line_nos[i]), reasons[i][0]["reason"], safe_text(raw_texts[i], key),
+                                 safe_json({"checks": reasons[i], "repairs": flags.get(i, [])}, key)))
+    ok = _without(n, reasons)
+    dq_flags = [[] for _ in range(n)]
+    for i, f in flags.items():
+        dq_flags[i] = sorted(set(f))
+    df["dq_flags"] = dq_flags
     rows = df.loc[ok].drop(columns=["_raw"] + (["layer_text"] if entity == "transactions" else []))
     if entity == "transactions":
         rows["layer"] = rows["layer"].astype("int64")
-    repaired = int(sum(1 for f, good in zip(flags, ok, strict=False) if f and good))
+    repaired = sum(1 for i in flags if ok[i])
     quarantine.sort(key=lambda r: r.line_no)
     return Checked(rows.reset_index(drop=True), quarantine, repaired)
 
