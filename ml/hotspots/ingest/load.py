@@ -358,8 +358,9 @@ def load_extract(landing: Path, extract_date: str, warehouse: str | None = None,
 @contextlib.contextmanager
 def _gc_paused():
     """The cyclic garbage collector paused for one delivery: reading and checking a national date
-    makes a few hundred thousand lists and strings (none in cycles), and each collection that
-    their allocations trigger walks all of them again (a quarter of the checking time)."""
+    makes some 600,000 lists and strings (no cycles among them), and each collection their
+    allocation triggered walked them all again: about a quarter of the reading and checking.
+    What cycles a delivery leaves are collected once it is done."""
     was = gc.isenabled()
     gc.disable()
     try:
