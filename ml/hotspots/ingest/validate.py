@@ -122,7 +122,7 @@ def _pin_states() -> dict[str, str]:
     return dict(zip(d["pincode"], d["state"], strict=False))
 
 
-def _repair_coords(df: pd.DataFrame, lat_c: str, lon_c: str, flags: list[list[str]]) -> None:
+def _repair_coords(df: pd.DataFrame, lat_c: str, lon_c: str, flags: defaultdict[int, list[str]]) -> None:
     from hotspots.geo import gazetteer
 
     lat, lon = df[lat_c].to_numpy(dtype=float), df[lon_c].to_numpy(dtype=float)
@@ -143,7 +143,7 @@ def _repair_coords(df: pd.DataFrame, lat_c: str, lon_c: str, flags: list[list[st
     df[lat_c], df[lon_c] = new_lat, new_lon
 
 
-def _repair_codes(df: pd.DataFrame, entity: str, flags: list[list[str]]) -> None:
+def _repair_codes(df: pd.DataFrame, entity: str, flags: defaultdict[int, list[str]]) -> None:
     for col, codes in CODES[entity].items():
         s = df[col]
         # str.upper once per distinct value (a code column holds a handful), mapped back
@@ -157,7 +157,7 @@ def _repair_codes(df: pd.DataFrame, entity: str, flags: list[list[str]]) -> None
         df[col] = s.where(~changed, upper)
 
 
-def _repair_victim_pin(df: pd.DataFrame, flags: list[list[str]]) -> None:
+def _repair_victim_pin(df: pd.DataFrame, flags: defaultdict[int, list[str]]) -> None:
     for i, (pin, st, dist) in enumerate(zip(df["victim_pincode"], df["victim_state"], df["victim_district"], strict=False)):
         if pin is None or pin != pin:  # missing (None or NaN)
             continue
@@ -180,14 +180,14 @@ def _victim_pin_flag(pin: str, st: str | None, dist: str | None) -> str | None:
     return None if state_ok and dist_ok else contract.R_PINCODE_REGION_MISMATCH
 
 
-def _repair_terminal_pin(df: pd.DataFrame, flags: list[list[str]]) -> None:
+def _repair_terminal_pin(df: pd.DataFrame, flags: defaultdict[int, list[str]]) -> None:
     states = _pin_states()
     for i, pin in enumerate(df["pincode"]):
         if pin is not None and pin == pin and pin not in states:  # present (not None, not NaN)
             flags[i].append(contract.R_UNKNOWN_PINCODE)
 
 
-def _repair_mobiles(df: pd.DataFrame, flags: list[list[str]], key: bytes) -> None:
+def _repair_mobiles(df: pd.DataFrame, flags: defaultdict[int, list[str]], key: bytes) -> None:
     hashes = []
     for i, v in enumerate(df["victim_mobile"]):
         if v is None or v != v:  # missing (None or NaN)
