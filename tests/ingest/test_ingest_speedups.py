@@ -1,0 +1,44 @@
+"""What the ingest's shortcuts rely on: a text with fewer than ten decimal digits holds no
+mobile the full pattern finds (pii.scrub_mobiles skips it), and a delivery pauses the garbage
+collector only while it loads, whatever happens."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from hotspots.ingest import load, pii
+from tests.ingest.hostile import examples
+
+# Digits of several scripts, the separators the pattern allows between them, and other text.
+ALPHABET = st.sampled_from(list("0123456789६९७८०१+-. ()[]/'\"\t\x00abc") + ["\u2013", "\u00a0", "\u0967"])
+
+
+@hsettings(max_examples=examples(300))
+@given(text=st.text(ALPHABET, max_size=40), keep_tokens=st.booleans())
+def test_fewer_than_ten_digits_hold_no_mobile(text, keep_tokens):
+    if sum(ch.isdecimal() for ch in text) >= 10:
+        assert pii._TEN_DIGITS.search(text) is not None
+        return
+    assert pii._TEN_DIGITS.search(text) is None
+    assert all(m.group("core") is None for m in pii._mobile_pattern(keep_tokens).finditer(text))
+    assert pii.scrub_mobiles(text, b"k" * 32, keep_tokens) == text
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_gc_is_paused_only_while_a_delivery_loads(tmp_path, enabled):
+    seen = []
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        with pytest.raises(RuntimeError), load._gc_paused():
+            seen.append(gc.isenabled())
+            raise RuntimeError("a delivery that fails")
+        assert seen == [False]
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
