@@ -9,13 +9,13 @@
 #}
 {% macro build_date_start(date_column='feature_date', offset=1, requires=[]) -%}
     {%- set ledger = source('ingest', 'extract_ledger') -%}
-    {#- A table built by an older version of the model (no built_at, or without a column
-        listed in `requires`: the model's newest ones) is rebuilt whole, so that no old row
-        is left with a new column empty. -#}
     {%- if is_incremental() and this is string -%}
     {#- A unit test of the incremental run: `this` is its fixture of the built table (`input: this`). -#}
     {%- set current = true -%}
     {%- else -%}
+    {#- A table built by an older version of the model (no built_at, or without a column
+        listed in `requires`: the model's newest ones) is rebuilt whole, so that no old row
+        is left with a new column empty. -#}
     {%- set existing = adapter.get_columns_in_relation(this) | map(attribute='name') | list
         if is_incremental() else [] -%}
     {%- set current = ('built_at' in existing) and (requires | reject('in', existing) | list | length == 0) -%}
