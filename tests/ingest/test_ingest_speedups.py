@@ -30,7 +30,7 @@ def test_fewer_than_ten_digits_hold_no_mobile(text, keep_tokens):
 
 
 @pytest.mark.parametrize("enabled", [True, False])
-def test_gc_is_paused_only_while_a_delivery_loads(tmp_path, enabled):
+def test_gc_is_paused_only_while_a_delivery_loads(enabled):
     seen = []
     was = gc.isenabled()
     (gc.enable if enabled else gc.disable)()
