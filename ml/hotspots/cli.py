@@ -37,7 +37,18 @@ def ingest(landing: Path, warehouse: str | None = None) -> int:
 
     complete, pending = load.discover(landing)
     failed = 0
-    for i, d in enumerate(complete, 1):
+
+    def progress(i: int, r) -> None:
+        print(f"progress: {i}/{len(complete)} {r.extract_date} {r.status} read={r.rows_read} loaded={r.rows_loaded} "
+              f"quarantined={r.rows_quarantined} {r.seconds:.1f}s" + (f" ({r.reason})" if r.reason else ""))
+
+    bulk_done = _bulk_load(landing, complete, warehouse, progress)
+    if bulk_done is not None:
+        complete_left = []
+        failed = sum(r.status == "rejected" for r in bulk_done)
+    else:
+        complete_left = complete
+    for i, d in enumerate(complete_left, 1):
         try:
             r = load.load_extract(landing, d, warehouse)
         except Exception as exc:  # noqa: BLE001 - one date that fails never stops the others
@@ -46,11 +57,33 @@ def ingest(landing: Path, warehouse: str | None = None) -> int:
                   f"{safe_text(exc, settings.pii_key())})", file=sys.stderr)
             continue
         failed += r.status == "rejected"
-        print(f"progress: {i}/{len(complete)} {d} {r.status} read={r.rows_read} loaded={r.rows_loaded} "
-              f"quarantined={r.rows_quarantined} {r.seconds:.1f}s" + (f" ({r.reason})" if r.reason else ""))
+        progress(i, r)
     for d in pending:
         print(f"progress: {d} waiting (no _MANIFEST.json yet)")
     return failed
+
+
+def _bulk_load(landing: Path, dates: list[str], warehouse: str | None, progress) -> list | None:
+    """The first load of an empty warehouse, all dates at once (hotspots.ingest.bulk): their
+    results, or None when the raw tables hold rows, there are few dates, or storing failed (then
+    date by date, which rejects only the date at fault)."""
+    import psycopg2
+
+    from hotspots.ingest import bulk
+
+    if len(dates) < bulk.MIN_DATES:
+        return None
+    try:
+        done = bulk.load_all(landing, dates, warehouse, on_result=progress)
+    except psycopg2.Error as exc:
+        print(f"ingest: loading all {len(dates)} dates at once failed ({type(exc).__name__}); "
+              "loading them date by date", file=sys.stderr)
+        return None
+    if done is None:
+        return None
+    print("ingest: first load, all dates at once: " +
+          ", ".join(f"{k} {v:.1f} s" for k, v in done["phases"].items()))
+    return done["results"]
 
 
 def report(landing: str | None = None, warehouse: str | None = None) -> None:

@@ -228,22 +228,30 @@ def verify_manifest(folder: Path, man: dict, real: dict[str, str]) -> dict[str, 
 
 
 def _copy(cur, table: str, df: pd.DataFrame, columns: list[str], not_null: tuple[str, ...] = ()) -> None:
-    """COPY a frame in CSV format. Missing values (and empty strings: the checks turned empty
-    fields into missing values first) are NULL, except in `not_null` columns, where an empty field
-    is an empty string (an empty line's raw text); list columns (dq_flags) become PostgreSQL arrays.
-    Written by Arrow's CSV writer from whole columns (in C++, without the GIL, so the ingest's
-    checking thread runs meanwhile): every text quoted, a missing value an empty unquoted field."""
+    """COPY a frame in CSV format (`_csv_bytes`)."""
+    _copy_bytes(cur, table, columns, _csv_bytes(df, columns, not_null), not_null)
+
+
+def _csv_bytes(df: pd.DataFrame, columns: list[str], not_null: tuple[str, ...] = ()) -> bytes:
+    """A frame as the CSV text COPY reads. Missing values (and empty strings: the checks turned
+    empty fields into missing values first) are NULL, except in `not_null` columns, where an empty
+    field is an empty string (an empty line's raw text); list columns (dq_flags) become PostgreSQL
+    arrays. Written by Arrow's CSV writer from whole columns (in C++, without the GIL, so the
+    ingest's checking thread runs meanwhile): every text quoted, a missing value an empty unquoted
+    field."""
     table_ = pa.table({c: _arrow_column(df[c], c in not_null) for c in columns})
     buf = io.BytesIO()
     pa_csv.write_csv(table_, buf, pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
-    size = buf.tell()
-    buf.seek(0)
+    return buf.getvalue()
+
+
+def _copy_bytes(cur, table: str, columns: list[str], data: bytes, not_null: tuple[str, ...] = ()) -> None:
     force = f", force_not_null ({', '.join(not_null)})" if not_null else ""
     # The whole text in one read: psycopg2 takes the GIL back after sending each chunk, and while
     # the checking thread runs, each such hand-over can wait a switch interval (8 KB chunks: a
     # national file's 600 of them, up to 5 ms each).
-    cur.copy_expert(f"copy {table} ({', '.join(columns)}) from stdin with (format csv{force})", buf,
-                    size=max(8192, size))
+    cur.copy_expert(f"copy {table} ({', '.join(columns)}) from stdin with (format csv{force})", io.BytesIO(data),
+                    size=max(8192, len(data)))
 
 
 def _arrow_column(s: pd.Series, keep_empty: bool = False) -> pa.Array:
@@ -295,10 +303,16 @@ _WINS = {
 }
 
 
+def raw_rows(rows: pd.DataFrame, extract_date: date, file_name: str) -> pd.DataFrame:
+    """A file's checked rows with the columns raw.<entity> adds: the extract they came in (their
+    first arrival, as far as this file knows), the file and the line."""
+    return rows.assign(extract_date=extract_date.isoformat(), first_extract_date=extract_date.isoformat(),
+                       source_file=file_name, source_line=rows["_line"])
+
+
 def _upsert(cur, entity: str, rows: pd.DataFrame, extract_date: date, file_name: str) -> None:
     cols = RAW_COLUMNS[entity]
-    rows = rows.assign(extract_date=extract_date.isoformat(), first_extract_date=extract_date.isoformat(),
-                       source_file=file_name, source_line=rows["_line"])
+    rows = raw_rows(rows, extract_date, file_name)
     cur.execute(f"create temp table incoming (like raw.{entity}) on commit drop")
     _copy(cur, "incoming", rows, cols)
     key = ", ".join(contract.TABLE_KEYS[entity])
@@ -401,13 +415,7 @@ def _load_extract(landing: Path, extract_date: str, warehouse: str | None,
                 writer = _Writer(cur, landing, extract_date, fp, started, man, real)
                 # The file with the most to store first: its upserts run while the others are checked.
                 for entity, name in sorted(files.items(), key=lambda f: _STORE_ORDER.index(f[0])):
-                    f0 = _time.perf_counter()
-                    raw = reader.read_file(entity, folder / name, cfg.csv_field_size_limit)
-                    if raw.rows_read != man["files"][name]["rows"]:
-                        raise RejectedDelivery(f"{name}: {raw.rows_read} data rows, the manifest says "
-                                               f"{man['files'][name]['rows']}")
-                    chk = validate.check_file(raw, date.fromisoformat(extract_date), cfg, key)
-                    writer.submit(entity, name, raw, chk, _time.perf_counter() - f0)
+                    writer.submit(entity, name, *read_checked(folder, entity, name, man, cfg, key))
             except (RejectedDelivery, reader.ContractViolation) as exc:
                 _stop(writer)
                 return _reject(conn, landing, extract_date, fp, str(exc), started, t0, key)
@@ -441,6 +449,61 @@ def _load_extract(landing: Path, extract_date: str, warehouse: str | None,
 # Storing a national date's transactions takes the server longest (five indexes, the most rows),
 # then the complaints (and their versions), then the withdrawals.
 _STORE_ORDER = ("transactions", "complaints", "withdrawals")
+
+
+def read_checked(folder: Path, entity: str, name: str, man: dict, cfg: settings.IngestConfig,
+                 key: bytes) -> tuple[reader.RawFile, validate.Checked, float]:
+    """One delivered file read and checked: (records, checked rows and quarantine, seconds).
+    Raises RejectedDelivery when its data rows are not the manifest's count."""
+    f0 = _time.perf_counter()
+    raw = reader.read_file(entity, folder / name, cfg.csv_field_size_limit)
+    if raw.rows_read != man["files"][name]["rows"]:
+        raise RejectedDelivery(f"{name}: {raw.rows_read} data rows, the manifest says {man['files'][name]['rows']}")
+    chk = validate.check_file(raw, date.fromisoformat(folder.name), cfg, key)
+    return raw, chk, _time.perf_counter() - f0
+
+
+QUARANTINE_COLUMNS = ["delivery_id", "extract_date", "entity", "file_name", "line_no", "reason", "details", "raw_text"]
+
+
+def quarantine_frame(delivery_id: int, extract_date: str, entity: str, name: str,
+                     chk: validate.Checked) -> pd.DataFrame:
+    """A file's quarantined rows as ingest.quarantine holds them."""
+    return pd.DataFrame([{"delivery_id": delivery_id, "extract_date": extract_date, "entity": entity,
+                          "file_name": name, "line_no": r.line_no, "reason": r.reason,
+                          "details": json.dumps(r.details, default=str), "raw_text": r.raw_text}
+                         for r in chk.quarantine], columns=QUARANTINE_COLUMNS)
+
+
+def file_result(name: str, entity: str, sha256: str, rows_manifest: int, raw: reader.RawFile,
+                chk: validate.Checked, secs: float) -> FileResult:
+    """A stored file's counts; every row read is either loaded or quarantined."""
+    fr = FileResult(name, entity, sha256, rows_manifest, raw.rows_read, len(chk.rows), len(chk.quarantine),
+                    chk.repaired, secs, dict(sorted(Counter(r.reason for r in chk.quarantine).items())))
+    if fr.rows_loaded + fr.rows_quarantined != fr.rows_read:
+        raise AssertionError(f"{name}: {fr.rows_read} read but {fr.rows_loaded} loaded + "
+                             f"{fr.rows_quarantined} quarantined")
+    return fr
+
+
+def insert_file_ledger(cur, delivery_id: int, fr: FileResult) -> None:
+    cur.execute("""insert into ingest.file_ledger (delivery_id, file_name, entity, sha256, rows_manifest,
+                   rows_read, rows_loaded, rows_quarantined, rows_repaired, seconds, quarantine_reasons)
+                   values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                (delivery_id, fr.file_name, fr.entity, fr.sha256, fr.rows_manifest, fr.rows_read, fr.rows_loaded,
+                 fr.rows_quarantined, fr.rows_repaired, fr.seconds, json.dumps(fr.quarantine_reasons)))
+
+
+def summed(result: DeliveryResult) -> DeliveryResult:
+    """A delivery's totals from its files (kept in the contract's order) and its reasons merged."""
+    result.files.sort(key=lambda f: contract.ENTITIES.index(f.entity))
+    for attr in ("rows_read", "rows_loaded", "rows_quarantined", "rows_repaired"):
+        setattr(result, attr, sum(getattr(f, attr) for f in result.files))
+    total = Counter()
+    for f in result.files:
+        total.update(f.quarantine_reasons)
+    result.quarantine_reasons = dict(sorted(total.items()))
+    return result
 
 
 def _stop(writer: _Writer | None) -> None:
@@ -478,14 +541,7 @@ class _Writer:
         self.stop()
         if self.error is not None:
             raise self.error
-        result = self.result
-        result.files.sort(key=lambda f: contract.ENTITIES.index(f.entity))  # the contract's order, as stored
-        for attr in ("rows_read", "rows_loaded", "rows_quarantined", "rows_repaired"):
-            setattr(result, attr, sum(getattr(f, attr) for f in result.files))
-        total = Counter()
-        for f in result.files:
-            total.update(f.quarantine_reasons)
-        result.quarantine_reasons = dict(sorted(total.items()))
+        result = summed(self.result)
         result.seconds = _time.perf_counter() - t0
         self.cur.execute("""update ingest.extract_ledger set rows_read = %s, rows_loaded = %s, rows_quarantined = %s,
                        rows_repaired = %s, quarantine_reasons = %s, finished_at = %s, seconds = %s
@@ -520,25 +576,12 @@ class _Writer:
         _upsert(cur, entity, chk.rows, date.fromisoformat(self.extract_date), name)
         f1 = _time.perf_counter()
         phases["upsert"] += f1 - f0
-        q = pd.DataFrame([{"delivery_id": self.delivery_id, "extract_date": self.extract_date, "entity": entity,
-                           "file_name": name, "line_no": r.line_no, "reason": r.reason,
-                           "details": json.dumps(r.details, default=str), "raw_text": r.raw_text}
-                          for r in chk.quarantine],
-                         columns=["delivery_id", "extract_date", "entity", "file_name", "line_no", "reason",
-                                  "details", "raw_text"])
+        q = quarantine_frame(self.delivery_id, self.extract_date, entity, name, chk)
         if len(q):
-            _copy(cur, "ingest.quarantine", q, list(q.columns), not_null=("raw_text",))
-        fr = FileResult(name, entity, self.real[name], self.man["files"][name]["rows"], raw.rows_read, len(chk.rows),
-                        len(chk.quarantine), chk.repaired, secs + _time.perf_counter() - f0,
-                        dict(sorted(Counter(r.reason for r in chk.quarantine).items())))
-        if fr.rows_loaded + fr.rows_quarantined != fr.rows_read:
-            raise AssertionError(f"{name}: {fr.rows_read} read but {fr.rows_loaded} loaded + "
-                                 f"{fr.rows_quarantined} quarantined")
-        cur.execute("""insert into ingest.file_ledger (delivery_id, file_name, entity, sha256, rows_manifest,
-                       rows_read, rows_loaded, rows_quarantined, rows_repaired, seconds, quarantine_reasons)
-                       values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-                    (self.delivery_id, name, entity, fr.sha256, fr.rows_manifest, fr.rows_read, fr.rows_loaded,
-                     fr.rows_quarantined, fr.rows_repaired, fr.seconds, json.dumps(fr.quarantine_reasons)))
+            _copy(cur, "ingest.quarantine", q, QUARANTINE_COLUMNS, not_null=("raw_text",))
+        fr = file_result(name, entity, self.real[name], self.man["files"][name]["rows"], raw, chk,
+                         secs + _time.perf_counter() - f0)
+        insert_file_ledger(cur, self.delivery_id, fr)
         self.result.files.append(fr)
         phases["quarantine_ledger"] += _time.perf_counter() - f1
 
