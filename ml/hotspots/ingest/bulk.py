@@ -69,6 +69,11 @@ class Prepared:
     files: list[tuple[str, str, bytes, bytes, load.FileResult]] = field(default_factory=list)
 
 
+def workers_for(n_dates: int) -> int:
+    """Worker processes for n dates: one per core (the server's appends fit between them)."""
+    return max(1, min(n_dates, os.cpu_count() or 1))
+
+
 def raw_tables_empty(cur) -> bool:
     cur.execute("select " + " and ".join(f"not exists (select 1 from {t})" for t in RAW_TABLES))
     return cur.fetchone()[0]
@@ -135,7 +140,7 @@ def load_all(landing: Path, dates: list[str], warehouse: str | None = None, work
     raised (psycopg2.Error): the caller loads date by date, which rejects only the date at fault."""
     landing = Path(landing)
     key = settings.pii_key()
-    workers = workers or max(1, min(len(dates), os.cpu_count() or 1))
+    workers = workers or workers_for(len(dates))
     t0 = _time.perf_counter()
     conn = db.connect(warehouse)
     try:
@@ -158,6 +163,8 @@ def load_all(landing: Path, dates: list[str], warehouse: str | None = None, work
             phases = {"drop_indexes": _time.perf_counter() - t0}
             results = _store_all(cur, landing, dates, ids, latest, workers, on_result, phases)
             f0 = _time.perf_counter()
+            # The winners' grouping and sorts run over every row loaded: in memory, not in batches on disk.
+            cur.execute("set local work_mem = '512MB'")
             _reduce_to_winners(cur)
             phases["winners"] = _time.perf_counter() - f0
             f0 = _time.perf_counter()
