@@ -19,9 +19,7 @@ date-by-date upserts inserted tens of millions of random keys into B-trees).
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 import multiprocessing
@@ -33,7 +31,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-import pandas as pd
 import psycopg2
 
 from hotspots import contract, db, settings
@@ -51,10 +48,9 @@ _TARGET = {"complaints": "raw.complaint_versions", "transactions": "raw.transact
 # The key of each appended table and the order that makes the first row of a key its winner:
 # the later extract (the upserts' `excluded.extract_date >= t.extract_date`), then, inside one
 # file, the later line (their `distinct on ... source_line desc`).
-_DEDUP = {"raw.complaint_versions": (("ack_no", "updated_at"), "extract_date desc"),
-          "raw.transactions": (("txn_id",), "extract_date desc, source_line desc"),
-          "raw.withdrawals": (("withdrawal_id",), "extract_date desc, source_line desc")}
-_KEY_OF = {entity: _DEDUP[target][0] for entity, target in _TARGET.items()}
+_DEDUP = {"raw.complaint_versions": ("ack_no, updated_at", "extract_date desc"),
+          "raw.transactions": ("txn_id", "extract_date desc, source_line desc"),
+          "raw.withdrawals": ("withdrawal_id", "extract_date desc, source_line desc")}
 
 
 @dataclass
@@ -69,37 +65,8 @@ class Prepared:
     latest_status: str | None = None
     started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     seconds: float = 0.0
-    # (entity, file name, rows as COPY text for _TARGET, quarantine as COPY text or b"", FileResult,
-    #  the rows' keys as text and their 64-bit hashes: see Keys)
-    files: list[tuple[str, str, bytes, bytes, load.FileResult, pd.DataFrame, list[int]]] = \
-        field(default_factory=list)
-
-
-class Keys:
-    """Which keys were appended on more than one date, found as the dates are stored: each date's
-    key hashes (64-bit, computed by the workers) looked up among those of the dates before. The
-    winners then need a pass over those keys' rows only, not a grouping of every row loaded
-    (11.7 M versions and 16 M transfers at two years). A collision of two hashes only adds a
-    key with one row, which the winners leave as it is."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, set[int]] = {t: set() for t in _DEDUP}
-        self.again: dict[str, list[tuple]] = {t: [] for t in _DEDUP}
-
-    def add(self, table: str, keys: pd.DataFrame, hashes: list[int]) -> None:
-        seen = self.seen[table]
-        twice = [i for i, h in enumerate(hashes) if h in seen]
-        if twice:
-            self.again[table].extend(keys.iloc[twice].itertuples(index=False, name=None))
-        seen.update(hashes)
-
-
-def _keys(entity: str, rows: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
-    """A file's keys as the text COPY stores (timestamps as load._csv_bytes writes them) and
-    their hashes."""
-    keys = pd.DataFrame({c: load._iso_utc(rows[c]) if isinstance(rows[c].dtype, pd.DatetimeTZDtype)
-                         else rows[c].astype(object) for c in _KEY_OF[entity]})
-    return keys, pd.util.hash_pandas_object(keys, index=False).tolist()
+    # (entity, file name, rows as COPY text for _TARGET, quarantine as COPY text or b"", FileResult)
+    files: list[tuple[str, str, bytes, bytes, load.FileResult]] = field(default_factory=list)
 
 
 def workers_for(n_dates: int) -> int:
@@ -140,12 +107,11 @@ def _prepare_date(landing: Path, extract_date: str, delivery_id: int, latest: tu
             f0 = _time.perf_counter()
             cols = load.RAW_COLUMNS[entity]
             rows = load._csv_bytes(load.raw_rows(chk.rows, date.fromisoformat(extract_date), name), cols)
-            keys, hashes = _keys(entity, chk.rows)
             q = load.quarantine_frame(delivery_id, extract_date, entity, name, chk)
             qtext = load._csv_bytes(q, load.QUARANTINE_COLUMNS, not_null=("raw_text",)) if len(q) else b""
             fr = load.file_result(name, entity, real[name], man["files"][name]["rows"], raw, chk,
                                   secs + _time.perf_counter() - f0)
-            p.files.append((entity, name, rows, qtext, fr, keys, hashes))
+            p.files.append((entity, name, rows, qtext, fr))
     except (load.RejectedDelivery, reader.ContractViolation) as exc:
         return _rejected(p, str(exc), latest, t0)
     except MemoryError:
@@ -197,14 +163,13 @@ def load_all(landing: Path, dates: list[str], warehouse: str | None = None, work
             ids = [r[0] for r in cur.fetchall()]
             indexes = _drop_indexes(cur)
             phases = {"start": _time.perf_counter() - t0}
-            keys = Keys()
             f0, phases["check_and_append"] = _time.perf_counter(), 0.0
-            results = _store_all(cur, landing, dates, ids, latest, workers, on_result, phases, keys)
+            results = _store_all(cur, landing, dates, ids, latest, workers, on_result, phases)
             phases["check_and_append"] = _time.perf_counter() - f0
             f0 = _time.perf_counter()
-            # The winners' sort (the newest version of every complaint: 11.7 M versions at two years) in memory.
+            # The winners' grouping and sorts run over every row loaded: in memory, not in batches on disk.
             cur.execute("set local work_mem = '512MB'")
-            _reduce_to_winners(cur, keys)
+            _reduce_to_winners(cur)
             phases["winners"] = _time.perf_counter() - f0
             f0 = _time.perf_counter()
             cur.execute("set local maintenance_work_mem = '1GB'")
@@ -247,7 +212,7 @@ def _drop_indexes(cur) -> list[str]:
 
 
 def _store_all(cur, landing: Path, dates: list[str], ids: list[int], latest: dict, workers: int,
-               on_result, phases: dict, keys: Keys) -> list[load.DeliveryResult]:
+               on_result, phases: dict) -> list[load.DeliveryResult]:
     """Dates read and checked in worker processes (spawned: no copy of this process's connection)
     and stored here in date order as they come: the server appends one date while the workers
     check the next ones."""
@@ -258,7 +223,7 @@ def _store_all(cur, landing: Path, dates: list[str], ids: list[int], latest: dic
     with ctx.Pool(workers) as pool:
         for n, p in enumerate(pool.imap(_prepare, jobs, chunksize=1), 1):
             f0 = _time.perf_counter()
-            r = _store(cur, landing, p, keys)
+            r = _store(cur, landing, p)
             store_s += _time.perf_counter() - f0
             results.append(r)
             if on_result:
@@ -267,7 +232,7 @@ def _store_all(cur, landing: Path, dates: list[str], ids: list[int], latest: dic
     return results
 
 
-def _store(cur, landing: Path, p: Prepared, keys: Keys) -> load.DeliveryResult:
+def _store(cur, landing: Path, p: Prepared) -> load.DeliveryResult:
     if p.status == "unchanged":
         status = "unchanged" if p.latest_status == "loaded" else "rejected"
         return load.DeliveryResult(p.extract_date, status, reason=p.reason, seconds=p.seconds)
@@ -284,9 +249,8 @@ def _store(cur, landing: Path, p: Prepared, keys: Keys) -> load.DeliveryResult:
                    started_at, finished_at, seconds) values (%s, %s, %s, %s, 'loaded', %s, %s, 0)""",
                 (p.delivery_id, p.extract_date, pii.storable(str(landing)), p.fingerprint, p.started, p.started))
     cur.execute("delete from ingest.quarantine where extract_date = %s", (p.extract_date,))
-    for entity, _name, rows, qtext, fr, file_keys, hashes in p.files:
+    for entity, _name, rows, qtext, fr in p.files:
         load._copy_bytes(cur, _TARGET[entity], load.RAW_COLUMNS[entity], rows)
-        keys.add(_TARGET[entity], file_keys, hashes)
         if qtext:
             load._copy_bytes(cur, "ingest.quarantine", load.QUARANTINE_COLUMNS, qtext, not_null=("raw_text",))
         load.insert_file_ledger(cur, p.delivery_id, fr)
@@ -302,44 +266,28 @@ def _store(cur, landing: Path, p: Prepared, keys: Keys) -> load.DeliveryResult:
     return result
 
 
-def _reduce_to_winners(cur, keys: Keys) -> None:
-    """Every key appended on more than one date keeps its winning row, whose first_extract_date
+def _reduce_to_winners(cur) -> None:
+    """Every key delivered on more than one date keeps its winning row, whose first_extract_date
     becomes the key's earliest; then raw.complaints takes the newest version of each complaint
     (newest updated_at; versions are unique by (ack_no, updated_at) by now)."""
-    for table in _DEDUP:  # the planner's estimates for the joins below
-        cur.execute(f"analyze {table}")
-    for table, (key_cols, order) in _DEDUP.items():
-        again = keys.again[table]
-        if not again:
-            continue
-        key = ", ".join(key_cols)
-        cur.execute(f"create temp table again on commit drop as select {key} from {table} limit 0")
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows(again)
-        cur.copy_expert(f"copy again ({key}) from stdin with (format csv)", io.BytesIO(buf.getvalue().encode()))
-        cur.execute("analyze again")
+    for table, (key, order) in _DEDUP.items():
         cur.execute(f"""
             create temp table fix on commit drop as
             select rid, rn, first from (
                 select t.ctid as rid, t.first_extract_date as cur_first,
                        row_number() over (partition by {key} order by {order}) as rn,
                        min(t.first_extract_date) over (partition by {key}) as first
-                from {table} t where ({key}) in (select {key} from again)) s
+                from {table} t where ({key}) in (select {key} from {table} group by {key} having count(*) > 1)) s
             where rn > 1 or first < cur_first""")
         cur.execute(f"delete from {table} t using fix where t.ctid = fix.rid and fix.rn > 1")
         cur.execute(f"update {table} t set first_extract_date = fix.first from fix where t.ctid = fix.rid "
                     "and fix.rn = 1")
-        cur.execute("drop table fix, again")
-    # The newest version of each complaint, found by sorting keys and row addresses only, then
-    # its whole row fetched by address.
-    cur.execute("""
-        create temp table newest on commit drop as
-        select distinct on (ack_no) ctid as rid, min(first_extract_date) over w as first
-        from raw.complaint_versions
-        window w as (partition by ack_no order by updated_at desc rows between unbounded preceding and unbounded following)
-        order by ack_no, updated_at desc""")
+        cur.execute("drop table fix")
     cols = load.RAW_COLUMNS["complaints"]
-    picked = ", ".join("n.first" if c == "first_extract_date" else f"v.{c}" for c in cols)
-    cur.execute(f"""insert into raw.complaints ({', '.join(cols)})
-                    select {picked} from raw.complaint_versions v join newest n on v.ctid = n.rid""")
-    cur.execute("drop table newest")
+    picked = ", ".join("min(first_extract_date) over w" if c == "first_extract_date" else c for c in cols)
+    cur.execute(f"""
+        insert into raw.complaints ({', '.join(cols)})
+        select distinct on (ack_no) {picked} from raw.complaint_versions
+        window w as (partition by ack_no order by updated_at desc, extract_date desc, source_line desc
+                     rows between unbounded preceding and unbounded following)
+        order by ack_no, updated_at desc, extract_date desc, source_line desc""")
