@@ -65,19 +65,18 @@ def ingest(landing: Path, warehouse: str | None = None) -> int:
 
 def _bulk_load(landing: Path, dates: list[str], warehouse: str | None, progress) -> list | None:
     """The first load of an empty warehouse, all dates at once (hotspots.ingest.bulk): their
-    results, or None when the raw tables hold rows, there are few dates, or storing failed (then
-    date by date, which rejects only the date at fault)."""
-    import psycopg2
-
+    results, or None when the raw tables hold rows, there are few dates, or it failed (then date
+    by date, which rejects only the date at fault)."""
     from hotspots.ingest import bulk
+    from hotspots.ingest.pii import safe_text
 
     if len(dates) < bulk.MIN_DATES:
         return None
     try:
         done = bulk.load_all(landing, dates, warehouse, on_result=progress)
-    except psycopg2.Error as exc:
-        print(f"ingest: loading all {len(dates)} dates at once failed ({type(exc).__name__}); "
-              "loading them date by date", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - rolled back whole: date by date rejects only the date at fault
+        print(f"ingest: loading all {len(dates)} dates at once failed, nothing kept ({type(exc).__name__}: "
+              f"{safe_text(exc, settings.pii_key())}); loading them date by date", file=sys.stderr)
         return None
     if done is None:
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 
 from hotspots.ingest import bulk, load
 from hotspots.simulate import simulate
-from tests.conftest import PRODUCER_B, create_db, drop_db, runner
+from tests.conftest import PRODUCER_B, ROOT, create_db, drop_db, runner
 from tests.integration.test_ingest_simulated import rewrite
 
 pytestmark = pytest.mark.integration
@@ -145,3 +146,28 @@ def test_cli_loads_an_empty_warehouse_at_once_and_falls_back_when_it_holds_rows(
     assert out.returncode == 0, out.stderr
     assert "all dates at once" not in out.stdout
     assert out.stdout.count(" unchanged read=") == bulk.MIN_DATES
+
+
+def test_a_failed_first_load_keeps_nothing_and_the_dates_load_one_by_one(warehouse, tmp_path):
+    """The ingest's own role may not drop the raw tables' indexes (it does not own them): the
+    first load fails, rolls back whole, and the command loads the dates one by one instead."""
+    landing = tmp_path / "landing"
+    simulate(landing, "2026-04-01", bulk.MIN_DATES, 0.01, seed=4, truth=tmp_path / "truth", progress=False)
+    cli = [sys.executable, "-m", "hotspots.cli", "--warehouse", warehouse]
+    subprocess.run([*cli, "init-warehouse"], check=True, capture_output=True)
+    password = os.environ.get("HOTSPOTS_INGEST_PASSWORD") or \
+        (ROOT / ".local" / "secrets" / "hotspots_ingest").read_text().strip()
+    env = {**os.environ, "PGUSER": "hotspots_ingest", "PGPASSWORD": password}
+    code = ("import sys\nfrom pathlib import Path\nfrom hotspots.cli import ingest\n"
+            "sys.exit(ingest(Path(sys.argv[1]), sys.argv[2]))")
+    out = subprocess.run([sys.executable, "-c", code, str(landing), warehouse], env=env, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    assert "at once failed, nothing kept (InsufficientPrivilege" in out.stderr
+    assert out.stdout.count(" loaded read=") == bulk.MIN_DATES
+    with runner(warehouse) as run:
+        # One ledger row per date: the failed first load left none of its own.
+        assert run("select count(*), count(distinct extract_date) from ingest.extract_ledger")[0] == \
+            (bulk.MIN_DATES, bulk.MIN_DATES)
+        assert run("select count(*) from raw.transactions")[0][0] > 0
+        assert run("select count(*) from pg_indexes where schemaname = 'raw'")[0][0] == 12

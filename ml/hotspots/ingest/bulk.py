@@ -20,7 +20,6 @@ date-by-date upserts inserted tens of millions of random keys into B-trees).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import multiprocessing
 import os
@@ -257,12 +256,7 @@ def _store(cur, landing: Path, p: Prepared) -> load.DeliveryResult:
     stored = _time.perf_counter() - f0
     result.seconds = p.seconds + stored
     result.phases = {"read_check": p.seconds, "upsert": stored, "quarantine_ledger": 0.0}
-    cur.execute("""update ingest.extract_ledger set rows_read = %s, rows_loaded = %s, rows_quarantined = %s,
-                   rows_repaired = %s, quarantine_reasons = %s, finished_at = %s, seconds = %s
-                   where delivery_id = %s""",
-                (result.rows_read, result.rows_loaded, result.rows_quarantined, result.rows_repaired,
-                 json.dumps(result.quarantine_reasons), datetime.now(timezone.utc), result.seconds,
-                 p.delivery_id))
+    load.finish_ledger(cur, p.delivery_id, result)
     return result
 
 

@@ -494,6 +494,15 @@ def insert_file_ledger(cur, delivery_id: int, fr: FileResult) -> None:
                  fr.rows_quarantined, fr.rows_repaired, fr.seconds, json.dumps(fr.quarantine_reasons)))
 
 
+def finish_ledger(cur, delivery_id: int, result: DeliveryResult) -> None:
+    """A loaded delivery's ledger row gets its totals, reasons and time."""
+    cur.execute("""update ingest.extract_ledger set rows_read = %s, rows_loaded = %s, rows_quarantined = %s,
+                   rows_repaired = %s, quarantine_reasons = %s, finished_at = %s, seconds = %s
+                   where delivery_id = %s""",
+                (result.rows_read, result.rows_loaded, result.rows_quarantined, result.rows_repaired,
+                 json.dumps(result.quarantine_reasons), datetime.now(timezone.utc), result.seconds, delivery_id))
+
+
 def summed(result: DeliveryResult) -> DeliveryResult:
     """A delivery's totals from its files (kept in the contract's order) and its reasons merged."""
     result.files.sort(key=lambda f: contract.ENTITIES.index(f.entity))
@@ -543,12 +552,7 @@ class _Writer:
             raise self.error
         result = summed(self.result)
         result.seconds = _time.perf_counter() - t0
-        self.cur.execute("""update ingest.extract_ledger set rows_read = %s, rows_loaded = %s, rows_quarantined = %s,
-                       rows_repaired = %s, quarantine_reasons = %s, finished_at = %s, seconds = %s
-                       where delivery_id = %s""",
-                         (result.rows_read, result.rows_loaded, result.rows_quarantined, result.rows_repaired,
-                          json.dumps(result.quarantine_reasons), datetime.now(timezone.utc), result.seconds,
-                          self.delivery_id))
+        finish_ledger(self.cur, self.delivery_id, result)
         return result
 
     def _run(self) -> None:
