@@ -262,15 +262,20 @@ def _arrow_column(s: pd.Series, keep_empty: bool = False) -> pa.Array:
         return pa.array(_iso_utc(s).to_numpy(), type=pa.string(), from_pandas=True)
     if s.dtype.kind in "fiub":
         return pa.array(s.to_numpy(), from_pandas=True)
-    values = s.astype(object).where(s.notna(), None).to_numpy()
-    if len(values) and isinstance(values[0], list):
-        values = np.array(["{" + ",".join(flags) + "}" for flags in values], dtype=object)
-    try:
-        arr = pa.array(values, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Python types: their text, as csv.writer wrote them
-        arr = pa.array([None if v is None else str(v) for v in values], type=pa.string())
-    if pa.types.is_string(arr.type) and not keep_empty:
-        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    if isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
+        arr = pa.array(s.array)  # Arrow already: no Python objects
+    else:
+        # Arrow takes None, NaN, NaT and pd.NA in an object array as null itself (from_pandas).
+        values = s.to_numpy(dtype=object)
+        if len(values) and isinstance(values[0], list):
+            values = np.array(["{" + ",".join(flags) + "}" for flags in values], dtype=object)
+        try:
+            arr = pa.array(values, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Python types: their text, as csv.writer wrote them
+            values = s.astype(object).where(s.notna(), None).to_numpy()
+            arr = pa.array([None if v is None else str(v) for v in values], type=pa.string())
+    if (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)) and not keep_empty:
+        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
     return arr
 
 

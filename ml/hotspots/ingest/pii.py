@@ -78,25 +78,25 @@ def scrub_mobiles(text: str, key: bytes, keep_tokens: bool = False) -> str:
     return _mobile_pattern(keep_tokens).sub(sub, text)
 
 
-_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
 def unstorable(text: str) -> bool:
     """True when PostgreSQL (UTF8) cannot store the text: a NUL, or a lone surrogate
     (Python's stand-in for a byte that is not UTF-8)."""
-    return _UNSTORABLE.search(text) is not None
+    return UNSTORABLE.search(text) is not None
 
 
 def storable(text: str) -> str:
     """Text with NULs and undecodable bytes shown as visible \\xNN escapes."""
-    if not _UNSTORABLE.search(text):
+    if not UNSTORABLE.search(text):
         return text
 
     def esc(m: re.Match) -> str:
         c = ord(m.group())
         return f"\\x{c - 0xDC00:02x}" if 0xDC80 <= c <= 0xDCFF else f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
 
-    return _UNSTORABLE.sub(esc, text)
+    return UNSTORABLE.sub(esc, text)
 
 
 def safe_text(text: object, key: bytes) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hotspots import contract
-from hotspots.ingest.pii import unstorable
+from hotspots.ingest.pii import UNSTORABLE, unstorable
 
 
 @dataclass
@@ -59,6 +59,17 @@ def _has_surrogates(fields: list[str]) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+def _dirty_lines(text: str) -> set[int]:
+    """Indexes (in text.split("\\n")) of the lines that hold a character PostgreSQL cannot store:
+    one pass over the whole text, instead of a search in every line of a file that holds any."""
+    out, line, prev = set(), 0, 0
+    for m in UNSTORABLE.finditer(text):
+        line += text.count("\n", prev, m.start())
+        prev = m.start()
+        out.add(line)
+    return out
 
 
 def _printable(text: str) -> str:
@@ -108,7 +119,7 @@ def read_file(entity: str, path: Path, field_size_limit: int = 65536, fast: bool
     out = RawFile(entity, path.name, header, [], [], [], [], 0, [h for h in header if h not in wanted])
     # A record's fields are made of its lines' characters: when those (or the whole file) hold
     # no undecodable byte and no NUL, neither does any field, and the per-field checks are skipped.
-    dirty = unstorable(text)
+    dirty = _dirty_lines(text) if unstorable(text) else set()
     identity = index == list(range(width))
     while pos < len(lines):
         start = pos + 1
@@ -137,7 +148,7 @@ def read_file(entity: str, path: Path, field_size_limit: int = 65536, fast: bool
             out.rejects.append(Reject(start, contract.Q_MALFORMED_ROW, _printable(raw),
                                       {"fields": len(rec), "expected": width}))
             continue
-        if not dirty or not unstorable(raw):
+        if not dirty or dirty.isdisjoint(range(start - 1, pos)):  # the record's lines are clean
             pass
         elif _has_surrogates(rec):
             bad = [header[i] for i, v in enumerate(rec) if _has_surrogates([v])]

@@ -130,7 +130,9 @@ def _repair_coords(df: pd.DataFrame, lat_c: str, lon_c: str, flags: defaultdict[
     both = np.isfinite(lat) & np.isfinite(lon)
     zero = both & (np.abs(lat) < 1e-9) & (np.abs(lon) < 1e-9)
     inside = gazetteer.in_india(lat, lon)
-    swapped = both & ~zero & ~inside & gazetteer.in_india(lon, lat)
+    maybe = both & ~zero & ~inside  # only these can be swapped
+    swapped = maybe.copy()
+    swapped[maybe] = gazetteer.in_india(lon[maybe], lat[maybe])
     outside = (both & ~zero & ~inside & ~swapped) | one_missing
     for i in np.flatnonzero(zero):
         flags[i].append(contract.R_COORDS_ZERO)
@@ -292,9 +294,10 @@ def _compare(col: pd.Series, lo, hi, strict_min, strict_max) -> pd.Series:
     return ok
 
 
-def _unexpected(frame: pd.DataFrame, etype: str, kw: dict) -> np.ndarray:
+def _unexpected(frame: pd.DataFrame, etype: str, kw: dict, seen: dict | None = None) -> np.ndarray:
     """Rows an expectation finds unexpected, computed as Great Expectations' pandas engine does
-    (the same pandas operations; a map expectation skips missing values, except not-null)."""
+    (the same pandas operations; a map expectation skips missing values, except not-null).
+    seen: per column, what an earlier expectation on it computed (its present values, as text)."""
     allowed = {"expect_column_values_to_not_be_null": {"column"},
                "expect_column_values_to_match_regex": {"column", "regex"},
                "expect_column_values_to_be_in_set": {"column", "value_set"},
@@ -314,17 +317,27 @@ def _unexpected(frame: pd.DataFrame, etype: str, kw: dict) -> np.ndarray:
         out = np.zeros(len(frame), dtype=bool)
         out[both] = ~ok.to_numpy(dtype=bool)
         return out
-    col = frame[kw["column"]]
+    seen = {} if seen is None else seen
+    if kw["column"] not in seen:
+        col = frame[kw["column"]]
+        present = col.notnull().to_numpy()
+        seen[kw["column"]] = {"present": present, "v": col[present]}
+    known = seen[kw["column"]]
+    present, v = known["present"], known["v"]
     if etype == "expect_column_values_to_not_be_null":
-        return col.isnull().to_numpy()
-    present = col.notnull().to_numpy()
-    v = col[present]
+        return ~present
+
+    def text() -> pd.Series:
+        if "text" not in known:
+            known["text"] = v.astype(str)
+        return known["text"]
+
     if etype == "expect_column_values_to_match_regex":
-        ok = v.astype(str).str.contains(kw["regex"])
+        ok = text().str.contains(kw["regex"])
     elif etype == "expect_column_values_to_be_in_set":
         ok = v.isin(kw["value_set"]) if kw.get("value_set") is not None else pd.Series(True, index=v.index)
     elif etype == "expect_column_value_lengths_to_be_between":
-        ok = _compare(v.astype(str).str.len(), kw.get("min_value"), kw.get("max_value"), kw.get("strict_min"),
+        ok = _compare(text().str.len(), kw.get("min_value"), kw.get("max_value"), kw.get("strict_min"),
                       kw.get("strict_max"))
     else:
         if not (v.dtype in [int, float] or isinstance(v.dtype, pd.DatetimeTZDtype)):
@@ -354,10 +367,11 @@ def evaluate_suite(entity: str, frame: pd.DataFrame, parameters: dict) -> list[t
     for e in doc["expectations"]:
         col = e["kwargs"].get("column")
         groups.setdefault(col if isinstance(col, str) else "\0nocolumn", []).append(e)
+    seen: dict = {}
     try:
         for e in (e for g in groups.values() for e in g):
             kw = {k: _bound(v, parameters) for k, v in e["kwargs"].items()}
-            bad = _unexpected(frame, e["type"], kw)
+            bad = _unexpected(frame, e["type"], kw, seen)
             out.append((dict(e.get("meta") or {}) | {"type": e["type"], "kwargs": _columns_of(e["kwargs"])},
                         [int(x) for x in lines[bad]]))
     except _NotVectorised:
