@@ -1,6 +1,7 @@
 """What the ingest's shortcuts rely on: a text with fewer than ten decimal digits holds no
-mobile the full pattern finds (pii.scrub_mobiles skips it), and a delivery pauses the garbage
-collector only while it loads, whatever happens."""
+mobile the full pattern finds (pii.scrub_mobiles skips it), ASCII text is scrubbed by the
+ASCII digits' pattern exactly as by every script's, and a delivery pauses the garbage collector
+only while it loads, whatever happens."""
 
 from __future__ import annotations
 
@@ -27,6 +28,25 @@ def test_fewer_than_ten_digits_hold_no_mobile(text, keep_tokens):
     assert pii._TEN_DIGITS.search(text) is None
     assert all(m.group("core") is None for m in pii._mobile_pattern(keep_tokens).finditer(text))
     assert pii.scrub_mobiles(text, b"k" * 32, keep_tokens) == text
+
+
+ASCII = st.sampled_from(list("0123456789+-. ()[]/'\"\t\x00\x1f,:Tabc<>mobile"))
+
+
+@hsettings(max_examples=examples(500))
+@given(text=st.text(ASCII, max_size=60), keep_tokens=st.booleans())
+def test_ascii_text_matches_as_with_every_scripts_digits(text, keep_tokens):
+    full = [(m.span(), m.groupdict()) for m in pii._mobile_pattern(keep_tokens).finditer(text)]
+    assert [(m.span(), m.groupdict()) for m in pii._mobile_pattern(keep_tokens, True).finditer(text)] == full
+
+
+@pytest.mark.parametrize("text", ["+91 98765-43210,2025-12-04T02:00:09+05:30,7777335607",
+                                  "(0)98765 43210 and <mobile:0123456789ab> 919876543210"])
+def test_scrubbing_ascii_text_uses_the_ascii_pattern_with_the_same_result(text):
+    key = b"k" * 32
+    full = pii._mobile_pattern(False).sub(lambda m: f"<mobile:{pii.mobile_hash(m.group('core').replace(' ', '').replace('-', ''), key)[:12]}>", text)
+    assert pii.scrub_mobiles(text, key) == full
+    assert "98765" not in pii.scrub_mobiles(text, key)
 
 
 @pytest.mark.parametrize("enabled", [True, False])
