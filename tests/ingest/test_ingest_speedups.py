@@ -62,3 +62,14 @@ def test_gc_is_paused_only_while_a_delivery_loads(enabled):
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+@pytest.mark.parametrize("key", [b"k" * 32, b"", bytes(range(200))])
+def test_mobile_hash_is_the_keyed_hmac_whatever_the_key(key):
+    """mobile_hash copies a prepared HMAC per key: the same as HMAC-SHA256 of the number, for a
+    short key, an empty one and one longer than SHA-256's block (hashed first), one after another."""
+    import hashlib
+    import hmac
+
+    for mobile in ("9876543210", "6000000000", "9876543210"):
+        assert pii.mobile_hash(mobile, key) == hmac.new(key, mobile.encode(), hashlib.sha256).hexdigest()[:32]

@@ -114,8 +114,8 @@ def in_india(lat, lon) -> np.ndarray:
     out = np.zeros(lat.shape, dtype=bool)
     ok = np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
     idx = np.flatnonzero(ok)
-    for i in idx:
-        out[i] = h3.str_to_int(h3.latlng_to_cell(lat[i], lon[i], _IN_INDIA_RES)) in cells
+    to_cell = h3.api.basic_int.latlng_to_cell  # the cell as its integer (str_to_int of the text), directly
+    out[idx] = [to_cell(a, b, _IN_INDIA_RES) in cells for a, b in zip(lat[idx].tolist(), lon[idx].tolist(), strict=True)]
     return out
 
 
@@ -126,8 +126,9 @@ def h3_cells(lat, lon, res: int = H3_RES) -> list[str | None]:
     """H3 cell of each point (None where a coordinate is missing)."""
     import h3
 
-    return [h3.latlng_to_cell(a, b, res) if np.isfinite(a) and np.isfinite(b) else None
-            for a, b in zip(np.asarray(lat, dtype=float), np.asarray(lon, dtype=float), strict=False)]
+    lat, lon = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
+    ok = (np.isfinite(lat) & np.isfinite(lon)).tolist()
+    return [h3.latlng_to_cell(a, b, res) if k else None for a, b, k in zip(lat.tolist(), lon.tolist(), ok, strict=False)]
 
 
 _STATE_ALIASES = {

@@ -172,14 +172,25 @@ def _repair_victim_pin(df: pd.DataFrame, flags: defaultdict[int, list[str]]) -> 
 def _victim_pin_flag(pin: str, st: str | None, dist: str | None) -> str | None:
     """The repair flag of one (PIN, typed state, typed district), or None: a pure function of
     the three values and the directory, cached (the same PIN and names recur day after day)."""
-    from hotspots.geo.gazetteer import district_matches, name_key
-
-    districts, states = _pin_districts(), _pin_states()
-    if pin not in states:
+    if pin not in _pin_states():
         return contract.R_UNKNOWN_PINCODE
-    state_ok = not st or pd.isna(st) or name_key(st) == name_key(states[pin])
-    dist_ok = not dist or pd.isna(dist) or any(district_matches(dist, d) for d in districts.get(pin, ()))
-    return None if state_ok and dist_ok else contract.R_PINCODE_REGION_MISMATCH
+    return None if _state_ok(pin, st) and _district_ok(pin, dist) else contract.R_PINCODE_REGION_MISMATCH
+
+
+# Each half of the test cached on its own pair: a PIN recurs with far fewer typed states, and
+# fewer typed districts, than (state, district) combinations.
+@lru_cache(maxsize=1 << 17)
+def _state_ok(pin: str, st: str | None) -> bool:
+    from hotspots.geo.gazetteer import name_key
+
+    return not st or pd.isna(st) or name_key(st) == name_key(_pin_states()[pin])
+
+
+@lru_cache(maxsize=1 << 17)
+def _district_ok(pin: str, dist: str | None) -> bool:
+    from hotspots.geo.gazetteer import district_matches
+
+    return not dist or pd.isna(dist) or any(district_matches(dist, d) for d in _pin_districts().get(pin, ()))
 
 
 def _repair_terminal_pin(df: pd.DataFrame, flags: defaultdict[int, list[str]]) -> None:
@@ -414,10 +425,10 @@ def _without(n: int, reasons: dict[int, list]) -> np.ndarray:
 
 def _stripped(values: tuple[str, ...]) -> pd.Series:
     """The column's values stripped (str.strip, mapped in C), empty ones missing."""
-    out = pd.Series(list(map(str.strip, values)), dtype="object")
-    empty = (out == "").to_numpy()
-    if empty.any():
-        out[empty] = None
+    stripped = list(map(str.strip, values))
+    out = pd.Series(stripped, dtype="object")
+    if "" in stripped:  # a C scan; most columns hold no empty field
+        out[np.equal(out.to_numpy(), "")] = None
     return out
 
 
