@@ -148,15 +148,20 @@ def _repair_coords(df: pd.DataFrame, lat_c: str, lon_c: str, flags: defaultdict[
 def _repair_codes(df: pd.DataFrame, entity: str, flags: defaultdict[int, list[str]]) -> None:
     for col, codes in CODES[entity].items():
         s = df[col]
-        # str.upper once per distinct value (a code column holds a handful), mapped back
+        # Decided once per distinct value (a code column holds a handful): the ones whose upper
+        # case differs (and, with a code set, is a code) are replaced by it.
         distinct = pd.unique(s[s.notna()])
-        upper = s.map(dict(zip(distinct, pd.Series(distinct, dtype=object).str.upper(), strict=True)))
-        changed = s.notna() & (upper != s)
-        if codes is not None:
-            changed &= upper.isin(codes)
-        for i in np.flatnonzero(changed.to_numpy()):
+        known = None if codes is None else set(codes)
+        upper = {v: u for v, u in zip(distinct, pd.Series(distinct, dtype=object).str.upper(), strict=True)
+                 if u != v and (known is None or u in known)}
+        if not upper:
+            continue
+        changed = np.flatnonzero(s.isin(list(upper)).to_numpy())
+        for i in changed:
             flags[i].append(contract.R_CODE_CASE)
-        df[col] = s.where(~changed, upper)
+        values = s.to_numpy(dtype=object, copy=True)
+        values[changed] = [upper[v] for v in values[changed]]
+        df[col] = pd.Series(values, index=s.index, dtype=object)
 
 
 def _repair_victim_pin(df: pd.DataFrame, flags: defaultdict[int, list[str]]) -> None:
@@ -230,8 +235,10 @@ def _scrub_column(s: pd.Series, key: bytes) -> pd.Series:
     present = s.notna()
     if not present.any():
         return s
-    scrubbed = {v: scrub_mobiles(v, key) for v in pd.unique(s[present])}
-    return s.where(~present, s.map(scrubbed))
+    scrubbed = {v: w for v in pd.unique(s[present]) if (w := scrub_mobiles(v, key)) != v}
+    if not scrubbed:  # most columns: no value holds a mobile
+        return s
+    return s.where(~s.isin(list(scrubbed)), s.map(scrubbed))
 
 
 # ---------------------------------------------------------------- Great Expectations
