@@ -10,7 +10,8 @@ not counted) are measured the same way for all. At the end one table: the machin
 (wall time, rows, rows per second, peak memory), the COPY reference and the ingest ratio, the
 database size on disk, and every target of issue 12 met / NOT met with its figure; for a missed
 target the why and what was tried come from docs/benchmarks-notes.md (hand-written, kept across
-regenerations). A full-size run writes the table to docs/benchmarks.md; `--quick` (BENCH_QUICK=1:
+regenerations). A full-size run of every stage writes the table to docs/benchmarks.md (one that skips stages,
+--ingest-only and the like, writes .local/bench/benchmarks-ingest-only.md and so on); `--quick` (BENCH_QUICK=1:
 scale 0.02, 70 days, no dashboards) writes .local/bench/benchmarks-quick.md, so docs/ only ever
 holds full-size figures. `--growth` runs the harness at three volumes (scale s/4, s/2, s) and two
 history lengths (days d/2, d) and prints each stage's cost ratio against its data ratio.
@@ -261,8 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, default=settings.ROOT / ".local" / "bench",
                    help="simulated extracts (cached), dbt target, results.jsonl")
     p.add_argument("--report", type=Path, default=None,
-                   help="where the table goes (default: docs/benchmarks.md for a full-size run, "
-                        "scale 1.0 over 730 days or more; .local/bench/benchmarks-quick.md for --quick; "
+                   help="where the table goes (default: docs/benchmarks.md for a full-size run of every "
+                        "stage, scale 1.0 over 730 days or more; .local/bench/benchmarks-quick.md for --quick; "
+                        ".local/bench/benchmarks-ingest-only.md and the like for a run that skips stages; "
                         ".local/bench/benchmarks-s<scale>-d<days>.md otherwise)")
     p.add_argument("--growth", action="store_true",
                    help="also run the harness at scale s/4 and s/2 over the same days and at scale s over "
@@ -729,14 +731,24 @@ def render(figures: dict, growth_table: str = "") -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _partial(a) -> str:
+    """The name of a run that skips stages (--ingest-only and the like), or ""."""
+    for flag in ("ingest_only", "dbt_only", "forecast_only", "alerts_only", "no_forecast"):
+        if getattr(a, flag, False):
+            return flag.replace("_", "-")
+    return ""
+
+
 def report(figures: dict, a, growth_table: str = "") -> Path:
     text = render(figures, growth_table)
     if a.report:
         path = a.report
     elif a.quick:
         path = a.workdir / "benchmarks-quick.md"
-    elif a.scale >= 1.0 and a.days >= 730:
+    elif a.scale >= 1.0 and a.days >= 730 and not _partial(a):
         path = settings.ROOT / "docs" / "benchmarks.md"
+    elif _partial(a):  # never over the full run's table
+        path = a.workdir / f"benchmarks-{_partial(a)}.md"
     else:
         path = a.workdir / f"benchmarks-s{a.scale}-d{a.days}.md"
     path.parent.mkdir(parents=True, exist_ok=True)

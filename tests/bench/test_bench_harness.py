@@ -89,3 +89,16 @@ def test_growth_table_flags_a_stage_growing_faster_than_its_data():
         lines = rows(part)
         assert "faster than linear" not in lines["ingest"] and ratios[0] in lines["ingest"]
         assert "faster than linear" in lines["dbt_full"] and ratios[1] in lines["dbt_full"]
+
+
+@pytest.mark.parametrize("flag", ["ingest_only", "dbt_only", "forecast_only", "alerts_only", "no_forecast"])
+def test_a_full_size_run_that_skips_stages_never_replaces_the_full_runs_table(tmp_path, monkeypatch, flag):
+    import argparse
+
+    from hotspots import bench
+
+    monkeypatch.setattr(bench, "render", lambda figures, growth_table="": "table\n")
+    a = argparse.Namespace(report=None, quick=False, scale=1.0, days=730, workdir=tmp_path, **{flag: True})
+    path = bench.report({}, a)
+    assert path == tmp_path / f"benchmarks-{flag.replace('_', '-')}.md"
+    assert path.read_text() == "table\n"
