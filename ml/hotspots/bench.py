@@ -745,10 +745,10 @@ def report(figures: dict, a, growth_table: str = "") -> Path:
         path = a.report
     elif a.quick:
         path = a.workdir / "benchmarks-quick.md"
-    elif a.scale >= 1.0 and a.days >= 730 and not _partial(a):
-        path = settings.ROOT / "docs" / "benchmarks.md"
     elif _partial(a):  # never over the full run's table
         path = a.workdir / f"benchmarks-{_partial(a)}.md"
+    elif a.scale >= 1.0 and a.days >= 730:
+        path = settings.ROOT / "docs" / "benchmarks.md"
     else:
         path = a.workdir / f"benchmarks-s{a.scale}-d{a.days}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
